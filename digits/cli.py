@@ -1,0 +1,38 @@
+"""How a stage runs from the command line: one-line errors, a clean Ctrl-C."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from digits.errors import PipelineError
+
+# Keep TensorFlow's C++ start-up banner out of the stage logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def run(main: Callable[[], None]) -> None:
+    """Call ``main``; turn expected failures into one line on stderr and an exit status."""
+    signal.signal(signal.SIGTERM, _terminate)
+    prog = f"{main.__module__.rsplit('.', 1)[-1]}"
+    try:
+        main()
+    except PipelineError as exc:
+        sys.exit(f"{prog}: error: {exc}")
+    except KeyboardInterrupt:
+        sys.exit(f"{prog}: interrupted; nothing half-written was left; run it again to finish")
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        sys.exit(
+            f"{prog}: error: disk full while writing {exc.filename or 'an output'}; "
+            "free some space and run it again"
+        )

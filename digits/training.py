@@ -1,0 +1,111 @@
+"""Training runs as independent tasks: the k fold fits and the final fit.
+
+A :class:`FitTask` carries everything one fit needs (which images, which seed),
+so tasks share no state and run anywhere: in this process, in local worker
+processes (joblib's loky) or on a Dask cluster. Given its seed, a task gives
+the same result wherever it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from digits.params import Params
+
+# Per-epoch validation is inference only: large batches make it cheap.
+VALIDATION_BATCH_SIZE = 1024
+# TensorFlow's CPU kernels split their sums by thread count, so the count is part of
+# the result: one thread per fit makes results the same for any cv.n_jobs, any machine,
+# here or on a cluster. Parallelism comes from running fits side by side.
+THREADS_PER_FIT = 1
+
+
+@dataclass(frozen=True)
+class FitTask:
+    """One training run: fit on ``train_index``, validate on ``val_index`` (if any)."""
+
+    name: str  # "fold 2/5" or "final"
+    seed: int
+    train_index: np.ndarray
+    val_index: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    name: str
+    history: dict[str, list[float]]  # loss, accuracy[, val_loss, val_accuracy] per epoch
+    weights: list[np.ndarray]  # the trained model's weights, to rebuild it anywhere
+    seconds: float
+
+    @property
+    def val_accuracy(self) -> float:
+        """Accuracy on the held-out part after the last epoch, 0..1."""
+        return self.history["val_accuracy"][-1]
+
+
+def _configure_tensorflow() -> None:
+    """One thread and deterministic ops, set once per process before TensorFlow starts."""
+    import tensorflow as tf
+
+    if tf.config.threading.get_intra_op_parallelism_threads() == THREADS_PER_FIT:
+        return  # this worker already ran a fit
+    tf.config.threading.set_intra_op_parallelism_threads(THREADS_PER_FIT)
+    tf.config.threading.set_inter_op_parallelism_threads(THREADS_PER_FIT)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _progress_callback(task: FitTask, epochs: int):
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch, instead of Keras' per-batch progress bar."""
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            val = f"  val_accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
+            print(
+                f"{task.name:>9}  epoch {epoch + 1:>2}/{epochs}  loss {logs['loss']:.4f}"
+                f"  accuracy {logs['accuracy']:.4f}{val}  {time.perf_counter() - self.start:5.1f}s",
+                flush=True,
+            )
+
+    return EpochLine()
+
+
+def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
+    """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10]."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _configure_tensorflow()
+    import keras
+
+    from digits.model import build_model
+
+    start = time.perf_counter()
+    keras.utils.set_random_seed(task.seed)
+    model = build_model(params.model.arch, params.optimizer.learning_rate, params.optimizer.momentum)
+    validation = None
+    if task.val_index is not None:
+        validation = (x[task.val_index], y[task.val_index])
+    history = model.fit(
+        x[task.train_index],
+        y[task.train_index],
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        validation_data=validation,
+        validation_batch_size=VALIDATION_BATCH_SIZE,
+        callbacks=[_progress_callback(task, params.epochs)],
+        verbose=0,
+    )
+    return FitResult(
+        name=task.name,
+        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        weights=model.get_weights(),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,144 @@
+"""Shared fixtures: tiny generated MNIST-like data, the real files when present, a project copy."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from digits.idx import encode_idx
+from digits.mnist import FILES, Split
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+needs_full_mnist = pytest.mark.skipif(
+    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file(),
+    reason="needs the full MNIST files in ../shared/data/mnist",
+)
+
+# This process runs fits like a training worker does: one thread, deterministic ops.
+from digits.training import _configure_tensorflow  # noqa: E402
+
+_configure_tensorflow()
+
+
+def make_splits(n_train: int = 60, n_test: int = 20, seed: int = 0) -> dict[str, Split]:
+    """Random digits with every class present: uint8 images [N, 28, 28], labels [N]."""
+    rng = np.random.default_rng(seed)
+    return {
+        name: Split(
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            (np.arange(n) % 10).astype(np.uint8),
+        )
+        for name, n in (("train", n_train), ("test", n_test))
+    }
+
+
+def gz_files(splits: dict[str, Split]) -> dict[str, bytes]:
+    """The splits as the four canonical ``.gz`` files: name -> bytes."""
+    files = {}
+    for split, names in FILES.items():
+        for name, array in zip(names, splits[split], strict=True):
+            files[f"{name}.gz"] = gzip.compress(encode_idx(array), mtime=0)
+    return files
+
+
+@pytest.fixture
+def tiny_gz(monkeypatch) -> dict[str, bytes]:
+    """Small generated ``.gz`` files, with the download stage told their checksums."""
+    import hashlib
+
+    import stages.download
+
+    files = gz_files(make_splits())
+    checksums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    monkeypatch.setattr(stages.download, "GZ_SHA256", checksums)
+    return files
+
+
+def project_env() -> dict[str, str]:
+    """Environment for subprocesses: this venv first on PATH, quiet TF, a git identity."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        TF_CPP_MIN_LOG_LEVEL="2",
+        GIT_AUTHOR_NAME="test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+    )
+    env.pop("MNIST_DIR", None)
+    return env
+
+
+def run(args: list[str], cwd: Path, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run a command in ``cwd``; return it with stdout and stderr as text."""
+    result = subprocess.run(
+        args, cwd=cwd, env={**project_env(), **env}, capture_output=True, text=True, timeout=600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+PROJECT_FILES = (
+    "digits",
+    "stages",
+    "dvc.yaml",
+    "params.yaml",
+    ".gitignore",
+    ".dvc/config",
+    ".dvc/.gitignore",
+)
+
+
+def copy_project(dest: Path, **overrides) -> Path:
+    """Copy the pipeline's code into a new git repository at ``dest``, params overridden.
+
+    ``overrides`` maps dotted keys with ``__`` for dots (``data__limit=500``) to values.
+    """
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dest / name)
+    for extra in (".dvc/plots", ".dvc/offline.html"):
+        if (ROOT / extra).exists():
+            (shutil.copytree if (ROOT / extra).is_dir() else shutil.copy)(ROOT / extra, dest / extra)
+    write_params(dest / "params.yaml", **overrides)
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-q", "-m", "pipeline"], dest)
+    return dest
+
+
+def params_tree(**overrides) -> dict:
+    """The committed params.yaml as a dict, with ``overrides`` (``cv__folds=2`` sets cv.folds)."""
+    tree = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for key, value in overrides.items():
+        *path, leaf = key.split("__")
+        node = tree
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    return tree
+
+
+def write_params(path: Path, **overrides) -> None:
+    path.write_text(yaml.safe_dump(params_tree(**overrides), sort_keys=False))
+
+
+def make_params(**overrides):
+    """The committed params with ``overrides``, validated."""
+    from digits.params import parse_params
+
+    return parse_params(params_tree(**overrides))

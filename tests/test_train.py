@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import make_params
+
+from digits.errors import ParamsError
+from stages.download import from_sample
+from stages.preprocess import prepare, stratified_subset
+from stages.train import check_folds, cv_metrics, final_task, fold_tasks, history_table, run_tasks
+
+
+def test_folds_partition_the_training_set():
+    tasks = fold_tasks(103, folds=5, seed=1)
+    assert len(tasks) == 5
+    held_out = np.concatenate([t.val_index for t in tasks])
+    assert sorted(held_out.tolist()) == list(range(103))  # each image validated exactly once
+    for t in tasks:
+        assert set(t.train_index).isdisjoint(t.val_index)
+        assert len(t.train_index) + len(t.val_index) == 103
+    assert [t.seed for t in tasks] == [2, 3, 4, 5, 6]
+    assert [t.name for t in tasks][0] == "fold 1/5"
+
+
+def test_folds_are_seeded():
+    a, b = fold_tasks(50, 2, seed=1), fold_tasks(50, 2, seed=1)
+    np.testing.assert_array_equal(a[0].val_index, b[0].val_index)
+    assert not np.array_equal(a[0].val_index, fold_tasks(50, 2, seed=7)[0].val_index)
+
+
+def test_final_fit_uses_every_training_image_and_no_validation():
+    task = final_task(40, seed=1)
+    assert task.train_index.tolist() == list(range(40)) and task.val_index is None
+
+
+def test_folds_cannot_outnumber_the_smallest_class():
+    labels = np.repeat(np.arange(10), 3)
+    check_folds(labels, 3)
+    with pytest.raises(ParamsError, match="cv.folds is 4; it must be at most 3"):
+        check_folds(labels, 4)
+
+
+def test_cv_metrics_are_percent_with_population_std():
+    metrics = cv_metrics([0.98, 0.99, 1.0], {"source": "sample", "images": 3})
+    assert metrics["accuracy_mean"] == pytest.approx(99.0)
+    assert metrics["accuracy_std"] == pytest.approx(np.std([98, 99, 100]), abs=1e-4)  # ddof=0
+    assert metrics["fold_accuracy"] == {"fold_1": 98.0, "fold_2": 99.0, "fold_3": 100.0}
+    json.dumps(metrics)
+
+
+@pytest.fixture(scope="module")
+def small_train():
+    x, y = prepare(stratified_subset(from_sample()["train"], 400, seed=1))
+    return x, y
+
+
+def test_parallel_results_equal_sequential(small_train):
+    x, y = small_train
+    tasks = [final_task(len(x), 1), *fold_tasks(len(x), 2, 1)]
+    sequential = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=1))
+    parallel = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
+    assert [r.name for r in parallel] == ["final", "fold 1/2", "fold 2/2"]
+    for s, p in zip(sequential, parallel, strict=True):
+        assert s.history == p.history
+        for ws, wp in zip(s.weights, p.weights, strict=True):
+            np.testing.assert_array_equal(ws, wp)
+    # the folds learned something, and their histories are tidy
+    assert all(r.val_accuracy > 0.3 for r in parallel[1:])
+    table = history_table(parallel[1:])
+    assert list(table.columns) == ["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert table["fold"].tolist() == [1, 2]
+
+
+def test_dask_backend_on_a_local_cluster(small_train):
+    distributed = pytest.importorskip("distributed")
+    x, y = small_train
+    tasks = fold_tasks(len(x), 2, 1)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
+    ) as cluster:
+        params = make_params(epochs=1, cv__backend="dask", cv__scheduler=cluster.scheduler_address)
+        on_dask = run_tasks(tasks, x, y, params)
+    local = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
+    for d, lo in zip(on_dask, local, strict=True):
+        assert d.history == lo.history
+
+
+def test_dask_without_a_scheduler_is_a_clear_error(small_train, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    x, y = small_train
+    with pytest.raises(ParamsError, match="cv.scheduler is null and DASK_SCHEDULER_ADDRESS is unset"):
+        run_tasks(fold_tasks(len(x), 2, 1), x, y, make_params(cv__backend="dask"))
