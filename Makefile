@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 PIP_INSTALL = $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 run: $(VENV)/.installed
 	dvc repro
@@ -31,3 +31,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 
 clean:
 	rm -rf $(VENV)
+
+# Plain tutorial script vs the pipeline, same data (MNIST_DIR) and params: make bench [ARGS=--quick]
+bench: $(VENV)/.installed
+	python bench/bench.py $(ARGS)
