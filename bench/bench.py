@@ -5,7 +5,7 @@
 
 Needs the full MNIST in MNIST_DIR (default: ../shared/data/mnist). The pipeline runs
 from a clean DVC state (``dvc repro -f``) in a fresh clone of this repository's HEAD.
-Reports wall time, peak RSS (all processes of the run, summed), CV mean/std, test
+Reports wall time, peak memory (PSS of all processes of the run, summed), CV mean/std, test
 accuracy and the ratio pipeline/plain, as a Markdown table; ``--out`` also saves it.
 """
 
@@ -29,7 +29,11 @@ DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
 def measure(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Run ``args``; return (wall seconds, peak RSS in GB of the process and its children)."""
+    """Run ``args``; return (wall seconds, peak memory in GB of the process and its children).
+
+    Memory is the sum of PSS (resident memory, shared pages split between the processes
+    sharing them), so shared libraries and memory-mapped data are not counted twice.
+    """
     start = time.perf_counter()
     process = psutil.Popen(args, cwd=cwd, env=env)
     peak = 0
@@ -40,7 +44,7 @@ def measure(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, flo
         while not done.wait(0.25):
             try:
                 tree = [process, *process.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                peak = max(peak, sum(p.memory_full_info().pss for p in tree if p.is_running()))
             except psutil.Error:
                 pass
 
