@@ -9,12 +9,15 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 PIP_INSTALL = $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench review clean
 
-run: $(VENV)/.installed
+# The page template that lets `dvc plots show` render without network.
+OFFLINE_HTML := .dvc/offline.html
+
+run: $(VENV)/.installed $(OFFLINE_HTML)
 	dvc repro
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(OFFLINE_HTML)
 	pytest
 
 lint: $(VENV)/.installed-dev
@@ -29,8 +32,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
+$(OFFLINE_HTML): $(VENV)/.installed
+	python -m digits.render $@
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(OFFLINE_HTML)
+
+# A report of params, metrics and plots against BASE, in review/report.md: make review BASE=main
+BASE ?= main
+review: $(VENV)/.installed $(OFFLINE_HTML)
+	python -m digits.review $(BASE)
 
 # Plain tutorial script vs the pipeline, same data (MNIST_DIR) and params: make bench [ARGS=--quick]
 bench: $(VENV)/.installed

@@ -6,6 +6,7 @@ import errno
 import os
 import signal
 import sys
+from pathlib import Path
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -22,7 +23,9 @@ def _terminate(signum: int, frame: object) -> NoReturn:
 def run(main: Callable[[], None]) -> None:
     """Call ``main``; turn expected failures into one line on stderr and an exit status."""
     signal.signal(signal.SIGTERM, _terminate)
-    prog = f"{main.__module__.rsplit('.', 1)[-1]}"
+    module = main.__module__
+    # The stage's short name: "train" for stages.train, also when run as __main__.
+    prog = Path(sys.argv[0]).stem if module == "__main__" else module.rsplit(".", 1)[-1]
     try:
         main()
     except PipelineError as exc:

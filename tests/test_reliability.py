@@ -1,0 +1,160 @@
+"""Faults and interruptions: one clear line, a non-zero exit, nothing half-written."""
+
+import errno
+import gzip
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, make_splits, project_env, write_params
+
+import stages.download as download
+from digits import cli
+from digits.errors import DataError
+from digits.files import atomic_dir, write_json
+from digits.idx import encode_idx
+from digits.mnist import Split, check_split, write_raw
+
+SOURCES = [p for p in (ROOT / "digits").glob("*.py")] + list((ROOT / "stages").glob("*.py"))
+
+
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (
+            np.zeros((5, 28, 27), np.uint8),
+            np.zeros(5, np.uint8),
+            "dimensions (5, 28, 27), expected [N, 28, 28]",
+        ),
+        (np.zeros((5, 28, 28), np.uint8), np.zeros(4, np.uint8), "5 images but 4 labels"),
+        (np.zeros((5, 28, 28), np.uint8), np.array([0, 1, 2, 3, 10], np.uint8), "label 10 outside 0..9"),
+    ],
+)
+def test_inconsistent_data_is_rejected(images, labels, message):
+    with pytest.raises(DataError, match=re.escape(message)):
+        check_split(Split(images, labels), "train")
+
+
+def test_mnist_dir_entry_that_cannot_be_read(tiny_gz, tmp_path):
+    for name, data in tiny_gz.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
+    (tmp_path / "train-labels-idx1-ubyte.gz").mkdir()  # unreadable as a file, even for root
+    with pytest.raises(DataError, match=r"cannot read train-labels-idx1-ubyte.gz \(Is a directory\)"):
+        download.from_dir(tmp_path)
+
+
+def test_mirror_that_times_out(tiny_gz, tmp_path, monkeypatch):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()  # accepts connections, never answers
+    monkeypatch.setattr(download, "TIMEOUT_S", 0.5)
+    start = time.monotonic()
+    with pytest.raises(DataError, match="no mirror worked .*timed out"):
+        download.from_mirrors((f"http://127.0.0.1:{listener.getsockname()[1]}/",), tmp_path)
+    assert time.monotonic() - start < 10
+    listener.close()
+
+
+def test_wrong_content_behind_a_right_name_is_caught(tiny_gz, tmp_path):
+    name = "t10k-images-idx3-ubyte.gz"
+    (tmp_path / name).write_bytes(gzip.compress(encode_idx(np.zeros((3, 28, 28), np.uint8))))
+    for other, data in tiny_gz.items():
+        if other != name:
+            (tmp_path / other).write_bytes(data)
+    with pytest.raises(DataError, match="SHA-256 mismatch"):
+        download.from_dir(tmp_path)
+
+
+def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    real_write_bytes = Path.write_bytes
+
+    def full_after_first(self, data):
+        if self.name.startswith("train-labels"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write_bytes(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_after_first)
+
+    def stage():
+        with atomic_dir(Path("data/raw")) as tmp:
+            write_raw(tmp, make_splits(), "sample")
+
+    stage.__module__ = "stages.download"
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(stage)
+    assert re.fullmatch(
+        r"download: error: disk full while writing .*train-labels-idx1-ubyte; "
+        r"free some space and run it again",
+        str(exit_.value),
+    )
+    assert not Path("data/raw").exists() and list(Path("data").iterdir()) == []
+
+
+def test_failed_json_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"accuracy": 1})
+    monkeypatch.setattr("json.dumps", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        write_json(path, {"accuracy": 2})
+    assert path.read_text() == '{\n  "accuracy": 1\n}\n' and list(tmp_path.iterdir()) == [path]
+
+
+@pytest.fixture
+def small_project(tmp_path):
+    """A project folder with prepared sample data, ready for the train stage."""
+    for name in ("digits", "stages"):
+        os.symlink(ROOT / name, tmp_path / name)
+    write_params(
+        tmp_path / "params.yaml", data__source="sample", data__limit=2000, epochs=3, cv__folds=2, cv__n_jobs=2
+    )
+    for stage in ("download", "preprocess"):
+        subprocess.run(
+            [sys.executable, "-m", f"stages.{stage}"],
+            cwd=tmp_path,
+            env=project_env(),
+            check=True,
+            capture_output=True,
+        )
+    return tmp_path
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_training_leaves_no_outputs(small_project, signum):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stages.train"],
+        cwd=small_project,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    for line in process.stdout:  # wait until the fits are under way
+        if "epoch" in line:
+            break
+    os.killpg(process.pid, signum)  # as Ctrl-C does: the whole process group
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "train: interrupted; nothing half-written was left; run it again to finish" in stderr
+    assert "Traceback" not in stderr
+    for output in ("models", "metrics", "plots"):
+        assert not (small_project / output).exists(), output
+    leftovers = [p for p in small_project.rglob(".*.tmp*")]
+    assert leftovers == []
+
+
+def test_no_pickle_no_shell_no_unsafe_model_loading():
+    text = "\n".join(path.read_text() for path in SOURCES)
+    for forbidden in ("allow_pickle=True", "shell=True", "import pickle", "safe_mode=False", "http://"):
+        assert forbidden not in text, forbidden
+    assert "allow_pickle=False" in text and "safe_mode=True" in text
