@@ -6,8 +6,8 @@ import errno
 import os
 import signal
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from digits.errors import PipelineError
