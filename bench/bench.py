@@ -70,8 +70,12 @@ def run_pipeline(limit: int | None, epochs: int, env: dict[str, str], tmp: Path)
     repo = tmp / "pipeline"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params.update(epochs=epochs)
+    # The protocol of bench/tutorial.py, whatever params.yaml says at HEAD.
+    params.update(seed=1, epochs=epochs, batch_size=32)
     params["data"].update(source="mnist", limit=limit)
+    params["cv"]["folds"] = 5
+    params["model"]["arch"] = "baseline"
+    params["optimizer"].update(learning_rate=0.01, momentum=0.9)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     wall, rss = measure(["dvc", "repro", "-f"], repo, env)
     cv = json.loads((repo / "metrics/cv.json").read_text())

@@ -33,9 +33,7 @@ def run(main: Callable[[], None]) -> None:
     except KeyboardInterrupt:
         sys.exit(f"{prog}: interrupted; nothing half-written was left; run it again to finish")
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-        sys.exit(
-            f"{prog}: error: disk full while writing {exc.filename or 'an output'}; "
-            "free some space and run it again"
-        )
+        where = exc.filename or "an output"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            sys.exit(f"{prog}: error: disk full while writing {where}; free some space and run it again")
+        sys.exit(f"{prog}: error: {exc.strerror or exc} ({where}); fix access to it and run it again")

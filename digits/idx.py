@@ -76,8 +76,3 @@ def gunzip(data: bytes, name: str) -> bytes:
         raise DataError(
             f"{name}: damaged or truncated gzip ({exc}); delete it and download it again"
         ) from None
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` as an uncompressed IDX file."""
-    Path(path).write_bytes(encode_idx(array))

@@ -34,7 +34,6 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-COUNTS = {"train": 60_000, "test": 10_000}
 
 # SHA-256 of the canonical .gz files as published, and of their decompressed IDX bytes.
 GZ_SHA256 = {

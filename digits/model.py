@@ -16,9 +16,11 @@ import keras
 from keras import layers
 
 from digits.errors import DataError
+from digits.mnist import IMAGE_SHAPE, NUM_CLASSES
 
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+INPUT_SHAPE = (*IMAGE_SHAPE, 1)
+# Inference only (validation, test, predict): large batches are cheap.
+INFERENCE_BATCH_SIZE = 1024
 STEPS_PER_EXECUTION = 32
 
 

@@ -112,6 +112,12 @@ def _check(key: str, value: Any) -> Any:
     rule = RULES[key]
     if value is None and rule.nullable:
         return None
+    if rule.kind is _NUMBER and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads 1e-3 as a string; DVC's YAML 1.2 reads a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     # bool is an int in Python, but `epochs: true` is a typo, not a number.
     if isinstance(value, bool) or not isinstance(value, rule.kind) or not rule.ok(value):
         raise ParamsError(f"params.yaml: {key} is {value!r}; it must be {rule.allowed}")

@@ -20,9 +20,9 @@ from PIL import Image, UnidentifiedImageError
 
 from digits import cli
 from digits.errors import DataError
-from digits.model import load_model
+from digits.layout import FINAL_MODEL
+from digits.model import INFERENCE_BATCH_SIZE, load_model
 
-MODEL = Path("models/model.keras")
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; larger is refused before decoding
 MIN_CONTRAST = 32  # of 255: less between paper and ink is a blank image
 FIT = 20  # MNIST digits fit in 20x20 ...
@@ -42,6 +42,8 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"{path}: too many pixels to decode safely; crop or shrink the image") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image this tool can read; give a PNG or JPEG") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         raise DataError(
@@ -100,7 +102,7 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
 
 def predict(model, digits: np.ndarray, top: int) -> list[list[tuple[int, float]]]:
     """digits [N, 28, 28] -> per digit the ``top`` (digit, probability) pairs, best first."""
-    probabilities = model.predict(digits[..., np.newaxis], batch_size=256, verbose=0)
+    probabilities = model.predict(digits[..., np.newaxis], batch_size=INFERENCE_BATCH_SIZE, verbose=0)
     best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
     return [[(int(d), float(p[d])) for d in row] for row, p in zip(best, probabilities, strict=True)]
 
@@ -117,7 +119,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="show the K most likely digits (1-10, default 1)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
-    parser.add_argument("--model", type=Path, default=MODEL, help=f"default: {MODEL}")
+    parser.add_argument("--model", type=Path, default=FINAL_MODEL, help=f"default: {FINAL_MODEL}")
     return parser.parse_args(argv)
 
 

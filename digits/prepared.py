@@ -16,8 +16,6 @@ import numpy as np
 from digits.errors import DataError
 from digits.mnist import IMAGE_SHAPE, NUM_CLASSES
 
-PREPARED = Path("data/prepared")
-
 
 def save_prepared(path: Path, x: np.ndarray, y: np.ndarray) -> None:
     np.savez(path, x=x, y=y)

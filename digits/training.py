@@ -16,8 +16,6 @@ import numpy as np
 
 from digits.params import Params
 
-# Per-epoch validation is inference only: large batches make it cheap.
-VALIDATION_BATCH_SIZE = 1024
 # TensorFlow's CPU kernels split their sums by thread count, so the count is part of
 # the result: one thread per fit makes results the same for any cv.n_jobs, any machine,
 # here or on a cluster. Parallelism comes from running fits side by side.
@@ -85,7 +83,7 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
     _configure_tensorflow()
     import keras
 
-    from digits.model import build_model
+    from digits.model import INFERENCE_BATCH_SIZE, build_model
 
     start = time.perf_counter()
     keras.utils.set_random_seed(task.seed)
@@ -99,7 +97,7 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
         epochs=params.epochs,
         batch_size=params.batch_size,
         validation_data=validation,
-        validation_batch_size=VALIDATION_BATCH_SIZE,
+        validation_batch_size=INFERENCE_BATCH_SIZE,  # validation is inference only: cheap
         callbacks=[_progress_callback(task, params.epochs)],
         verbose=0,
     )

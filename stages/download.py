@@ -12,11 +12,11 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
 import sys
 import tempfile
-import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,11 +28,10 @@ from tqdm import tqdm
 from digits import cli
 from digits.errors import DataError
 from digits.files import atomic_dir
-from digits.idx import read_idx
+from digits.idx import GZIP_MAGIC, read_idx
+from digits.layout import RAW
 from digits.mnist import FILES, GZ_SHA256, Split, check_canonical, sha256, write_raw
 from digits.params import load_params
-
-OUT = Path("data/raw")
 
 # Public copies of the canonical files: the one torchvision uses, then the one
 # TensorFlow's tutorials used. Only https is followed (plain http only to this
@@ -56,7 +55,7 @@ def _warn(message: str) -> None:
 
 
 def _verified(data: bytes, name: str) -> bytes:
-    if data[:2] != b"\x1f\x8b":
+    if data[:2] != GZIP_MAGIC:
         start = data[:16].decode("latin-1")
         raise DataError(f"{name}: not gzip (starts with {start!r}); expected the canonical MNIST file")
     if sha256(data) != GZ_SHA256[name]:
@@ -134,7 +133,7 @@ def from_mirrors(mirrors: tuple[str, ...], workdir: Path) -> dict[str, Split]:
                     download(mirror + name, dest)
                     _verified(dest.read_bytes(), name)
                     break
-                except (OSError, urllib.error.URLError, DataError) as exc:
+                except (OSError, http.client.HTTPException, DataError) as exc:
                     dest.unlink(missing_ok=True)
                     errors.append(f"{mirror}: {getattr(exc, 'reason', exc)}")
             if dest.exists():
@@ -192,7 +191,7 @@ def fetch(source: str, workdir: Path, mirrors: tuple[str, ...] = MIRRORS) -> tup
         _warn(f"WARNING: full MNIST unavailable ({exc})")
         _warn(
             "WARNING: falling back to the 5,000-digit sample; metrics will NOT be comparable "
-            "to full-MNIST results"
+            "to full-MNIST results (once MNIST can be had: dvc repro -f download)"
         )
         return from_sample(), "sample"
     check_canonical(splits)
@@ -201,11 +200,11 @@ def fetch(source: str, workdir: Path, mirrors: tuple[str, ...] = MIRRORS) -> tup
 
 def main() -> None:
     params = load_params()
-    with atomic_dir(OUT) as tmp, tempfile.TemporaryDirectory(dir=OUT.parent) as downloads:
+    with atomic_dir(RAW) as tmp, tempfile.TemporaryDirectory(dir=RAW.parent) as downloads:
         splits, source = fetch(params.data.source, Path(downloads))
         write_raw(tmp, splits, source)
     counts = ", ".join(f"{len(s.labels):,} {split}" for split, s in splits.items())
-    print(f"download: {source}: {counts} digits verified in {OUT}/")
+    print(f"download: {source}: {counts} digits verified in {RAW}/")
 
 
 if __name__ == "__main__":

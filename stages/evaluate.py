@@ -8,6 +8,7 @@ and the ensemble that averages the k fold models' softmax outputs. Writes
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,25 +16,23 @@ import pandas as pd
 
 from digits import cli
 from digits.files import atomic_file, write_json
+from digits.layout import FINAL_MODEL, FOLD_MODELS, PREDICTIONS, PREPARED, RAW, TEST_METRICS
 from digits.mnist import read_source
+from digits.model import INFERENCE_BATCH_SIZE, load_model
 from digits.params import load_params
-from digits.prepared import PREPARED, load_prepared
-from stages.train import FINAL_MODEL, FOLD_MODELS, RAW
-
-TEST_METRICS = Path("metrics/test.json")
-PREDICTIONS = Path("plots/test/predictions.csv")
-BATCH_SIZE = 1024  # inference only
+from digits.prepared import load_prepared
 
 
 def load_models(paths: list[Path]) -> list:
-    from digits.model import load_model
-
+    # Each model traces its own predict function once; TensorFlow's retracing warning
+    # assumes a single model and would only be noise here.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return [load_model(path) for path in paths]
 
 
 def ensemble_probabilities(models: list, x: np.ndarray) -> np.ndarray:
     """Mean of the models' softmax outputs: [N, 10]."""
-    return np.mean([model.predict(x, batch_size=BATCH_SIZE, verbose=0) for model in models], axis=0)
+    return np.mean([model.predict(x, batch_size=INFERENCE_BATCH_SIZE, verbose=0) for model in models], axis=0)
 
 
 def test_metrics(labels: np.ndarray, probabilities: np.ndarray, ensemble: np.ndarray, data: dict) -> dict:

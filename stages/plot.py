@@ -9,8 +9,6 @@ and ``plots/cv/mean_history.csv`` (train vs validation, averaged over folds).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -21,13 +19,10 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from digits import cli  # noqa: E402
 from digits.files import atomic_dir, atomic_file  # noqa: E402
+from digits.layout import HISTORY, IMAGES, MEAN_HISTORY, PREDICTIONS, PREPARED, SCORES  # noqa: E402
 from digits.params import load_params  # noqa: E402
-from digits.prepared import PREPARED, load_prepared  # noqa: E402
-from stages.evaluate import PREDICTIONS  # noqa: E402
-from stages.train import HISTORY, SCORES  # noqa: E402
+from digits.prepared import load_prepared  # noqa: E402
 
-IMAGES = Path("plots/images")
-MEAN_HISTORY = Path("plots/cv/mean_history.csv")
 DPI = 100
 
 
@@ -79,7 +74,8 @@ def confusion_matrix(predictions: pd.DataFrame) -> Figure:
 
 def misclassified(images: np.ndarray, predictions: pd.DataFrame, count: int) -> Figure:
     """The first ``count`` test digits the model got wrong; images: [N, 28, 28, 1] in 0..1."""
-    wrong = np.flatnonzero(predictions["actual"] != predictions["predicted"])[:count]
+    all_wrong = np.flatnonzero(predictions["actual"] != predictions["predicted"])
+    wrong = all_wrong[:count]
     cols = 6
     rows = max(1, -(-len(wrong) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.4), squeeze=False)
@@ -89,7 +85,7 @@ def misclassified(images: np.ndarray, predictions: pd.DataFrame, count: int) -> 
         ax.imshow(images[index, :, :, 0], cmap="gray_r")
         row = predictions.iloc[index]
         ax.set_title(f"true {row['actual']}, pred {row['predicted']}", fontsize=7)
-    fig.suptitle(f"{len(wrong)} misclassified test digits" if len(wrong) else "No misclassified digits")
+    fig.suptitle(f"{len(wrong)} of {len(all_wrong)} misclassified test digits (of {len(predictions)})")
     fig.tight_layout()
     return fig
 

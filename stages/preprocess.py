@@ -7,19 +7,16 @@ stratified, seeded subset of that many images; the test set is never cut.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from digits import cli
 from digits.errors import DataError
 from digits.files import atomic_dir
+from digits.layout import PREPARED, RAW
 from digits.mnist import NUM_CLASSES, Split, read_raw
 from digits.params import load_params
-from digits.prepared import PREPARED, save_prepared
-
-RAW = Path("data/raw")
+from digits.prepared import save_prepared
 
 
 def prepare(split: Split) -> tuple[np.ndarray, np.ndarray]:
@@ -31,10 +28,14 @@ def prepare(split: Split) -> tuple[np.ndarray, np.ndarray]:
 
 def stratified_subset(split: Split, limit: int, seed: int) -> Split:
     """``limit`` images drawn without replacement, keeping the class proportions."""
-    if limit >= len(split.labels):
+    n = len(split.labels)
+    if limit >= n:
         return split
-    if limit < NUM_CLASSES:
-        raise DataError(f"data.limit is {limit}; it must be at least {NUM_CLASSES} (one per class)")
+    if n - limit < NUM_CLASSES:  # the part left out must hold every class too
+        raise DataError(
+            f"params.yaml: data.limit is {limit}; with {n} training images it must be at most "
+            f"{n - NUM_CLASSES} or null"
+        )
     keep, _ = train_test_split(
         np.arange(len(split.labels)), train_size=limit, stratify=split.labels, random_state=seed
     )

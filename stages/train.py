@@ -21,20 +21,13 @@ import pandas as pd
 from sklearn.model_selection import KFold
 
 from digits import cli
-from digits.errors import ParamsError
+from digits.errors import ParamsError, PipelineError
 from digits.files import atomic_dir, atomic_file, write_json
+from digits.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARED, RAW, SCORES
 from digits.mnist import read_source
 from digits.params import Params, load_params
-from digits.prepared import PREPARED, load_prepared
+from digits.prepared import load_prepared
 from digits.training import FitResult, FitTask, fit
-
-MODELS = Path("models")
-FOLD_MODELS = MODELS / "folds"
-FINAL_MODEL = MODELS / "model.keras"
-CV_METRICS = Path("metrics/cv.json")
-HISTORY = Path("plots/cv/history.csv")
-SCORES = Path("plots/cv/scores.csv")
-RAW = Path("data/raw")
 
 
 def fold_tasks(n_images: int, folds: int, seed: int) -> list[FitTask]:
@@ -64,6 +57,7 @@ def check_folds(labels: np.ndarray, folds: int) -> None:
 def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params) -> list[FitResult]:
     """Run the fits in parallel; results come back in the order of ``tasks``."""
     from joblib import Parallel, delayed, parallel_config
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     if params.cv.backend == "dask":
         from distributed import Client
@@ -77,7 +71,13 @@ def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params
         with Client(address), parallel_config("dask"):
             return Parallel()(delayed(fit)(task, x, y, params) for task in tasks)
     n_jobs = min(params.cv.n_jobs or os.cpu_count() or 1, len(tasks))
-    return Parallel(n_jobs=n_jobs, backend="loky")(delayed(fit)(task, x, y, params) for task in tasks)
+    try:
+        return Parallel(n_jobs=n_jobs, backend="loky")(delayed(fit)(task, x, y, params) for task in tasks)
+    except TerminatedWorkerError:
+        raise PipelineError(
+            f"a training worker died (out of memory?) with cv.n_jobs={n_jobs}; "
+            "lower cv.n_jobs or data.limit and run it again"
+        ) from None
 
 
 def cv_metrics(scores: list[float], data: dict) -> dict:

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from digits.errors import DataError
-from digits.idx import decode_idx, encode_idx, read_idx, write_idx
+from digits.idx import decode_idx, encode_idx, read_idx
 
 
 def test_round_trip_images_and_labels(tmp_path):
     images = np.arange(3 * 28 * 28, dtype=np.uint64).astype(np.uint8).reshape(3, 28, 28)
     labels = np.array([7, 0, 9], dtype=np.uint8)
-    write_idx(tmp_path / "images", images)
+    (tmp_path / "images").write_bytes(encode_idx(images))
     (tmp_path / "labels.gz").write_bytes(gzip.compress(encode_idx(labels)))
     np.testing.assert_array_equal(read_idx(tmp_path / "images", 3), images)
     np.testing.assert_array_equal(read_idx(tmp_path / "labels.gz", 1), labels)

@@ -1,26 +1,12 @@
-from pathlib import Path
-
 import pytest
-import yaml
+from conftest import ROOT, params_tree
 
 from digits.errors import ParamsError
 from digits.params import load_params, parse_params
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def params_tree() -> dict:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())
-
 
 def with_value(key: str, value) -> dict:
-    tree = params_tree()
-    *path, leaf = key.split(".")
-    node = tree
-    for part in path:
-        node = node[part]
-    node[leaf] = value
-    return tree
+    return params_tree(**{key.replace(".", "__"): value})
 
 
 def test_committed_params_are_valid_and_typed():
@@ -56,6 +42,11 @@ def test_bad_values_name_key_value_and_what_is_allowed(key, value, message):
 
 def test_integer_learning_rate_is_accepted_as_float():
     assert parse_params(with_value("optimizer.learning_rate", 1)).optimizer.learning_rate == 1.0
+
+
+def test_exponent_notation_is_a_number():
+    # PyYAML reads `learning_rate: 1e-3` as the string "1e-3"; DVC reads a number.
+    assert parse_params(with_value("optimizer.learning_rate", "1e-3")).optimizer.learning_rate == 0.001
 
 
 def test_misspelled_key_suggests_the_right_one():

@@ -1,6 +1,8 @@
 """The pipeline end to end, through DVC, on a copy of the project in a temporary git repo.
 
-Small and real: the bundled sample, a few hundred images, 2 folds, 1 epoch.
+Small and real: the bundled sample, a few hundred images, 2 folds, 1 epoch. The tests
+share one repository and build on each other in file order (a second run, experiments,
+a second commit, then plots and the review across the two commits), as a user would.
 """
 
 import json
