@@ -54,22 +54,27 @@ def decode_idx(data: bytes, name: str, ndim: int) -> np.ndarray:
 
 
 def read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an IDX file, gzip-compressed or not (told apart by its first bytes)."""
+    """Read an IDX file, gzip-compressed (``.gz`` or gzip's first bytes) or not."""
     path = Path(path)
     data = path.read_bytes()
-    if data[:2] == GZIP_MAGIC:
+    if path.suffix == ".gz" or data[:2] == GZIP_MAGIC:
         data = gunzip(data, path.name)
-    elif path.suffix == ".gz":
-        start = data[:16].decode("latin-1")
-        raise DataError(
-            f"{path.name}: not gzip (starts with {start!r}); the mirror served something else, "
-            "such as an error page; delete it and re-run, or set MNIST_DIR to the canonical files"
-        )
     return decode_idx(data, path.name, ndim)
 
 
+def require_gzip(data: bytes, name: str) -> None:
+    """Raise :class:`DataError` unless ``data`` starts like a gzip stream."""
+    if data[:2] != GZIP_MAGIC:
+        start = data[:16].decode("latin-1")
+        raise DataError(
+            f"{name}: not gzip (starts with {start!r}); the mirror served something else, "
+            "such as an error page; delete it and re-run, or set MNIST_DIR to the canonical files"
+        )
+
+
 def gunzip(data: bytes, name: str) -> bytes:
-    """Decompress gzip bytes; a truncated or damaged stream is a :class:`DataError`."""
+    """Decompress gzip bytes; anything else, truncated or damaged is a :class:`DataError`."""
+    require_gzip(data, name)
     try:
         return gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as exc:

@@ -21,7 +21,6 @@ from PIL import Image, UnidentifiedImageError
 from digits import cli
 from digits.errors import DataError
 from digits.layout import FINAL_MODEL
-from digits.model import INFERENCE_BATCH_SIZE, load_model
 
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; larger is refused before decoding
 MIN_CONTRAST = 32  # of 255: less between paper and ink is a blank image
@@ -102,6 +101,8 @@ def to_mnist(image: Image.Image, name: str = "image") -> np.ndarray:
 
 def predict(model, digits: np.ndarray, top: int) -> list[list[tuple[int, float]]]:
     """digits [N, 28, 28] -> per digit the ``top`` (digit, probability) pairs, best first."""
+    from digits.model import INFERENCE_BATCH_SIZE
+
     probabilities = model.predict(digits[..., np.newaxis], batch_size=INFERENCE_BATCH_SIZE, verbose=0)
     best = np.argsort(-probabilities, axis=1, kind="stable")[:, :top]
     return [[(int(d), float(p[d])) for d in row] for row, p in zip(best, probabilities, strict=True)]
@@ -126,6 +127,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     digits = np.stack([to_mnist(open_image(path), str(path)) for path in args.images])
+    from digits.model import load_model  # TensorFlow starts only once the images are good
+
     model = load_model(args.model)
     for path, guesses in zip(args.images, predict(model, digits, args.top), strict=True):
         if args.json:

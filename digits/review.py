@@ -60,7 +60,7 @@ def slug(name: str) -> str:
 def render_plots(plots: dict, folder: Path) -> list[tuple[str, str]]:
     """Render each Vega-Lite plot of ``dvc plots diff --json`` to PNG; return (title, file) pairs."""
     rendered = []
-    for name, entries in plots.get("data", plots).items():
+    for name, entries in plots["data"].items():
         for entry in entries:
             if entry.get("type") != "vega":
                 continue

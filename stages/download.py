@@ -28,7 +28,7 @@ from tqdm import tqdm
 from digits import cli
 from digits.errors import DataError
 from digits.files import atomic_dir
-from digits.idx import GZIP_MAGIC, read_idx
+from digits.idx import decode_idx, gunzip, require_gzip
 from digits.layout import RAW
 from digits.mnist import FILES, GZ_SHA256, Split, check_canonical, sha256, write_raw
 from digits.params import load_params
@@ -55,20 +55,19 @@ def _warn(message: str) -> None:
 
 
 def _verified(data: bytes, name: str) -> bytes:
-    if data[:2] != GZIP_MAGIC:
-        start = data[:16].decode("latin-1")
-        raise DataError(f"{name}: not gzip (starts with {start!r}); expected the canonical MNIST file")
+    require_gzip(data, name)
     if sha256(data) != GZ_SHA256[name]:
         raise DataError(f"{name}: SHA-256 mismatch ({len(data)} bytes); corrupt or not the canonical file")
     return data
 
 
-def _decode(gz_files: dict[str, Path]) -> dict[str, Split]:
-    """Decode verified ``.gz`` files (name -> path) into splits."""
-    return {
-        split: Split(read_idx(gz_files[images], 3), read_idx(gz_files[labels], 1))
-        for split, (images, labels) in GZ_NAMES.items()
-    }
+def _decode(gz_files: dict[str, bytes]) -> dict[str, Split]:
+    """Decode verified ``.gz`` contents (name -> bytes) into splits."""
+
+    def array(name: str, ndim: int) -> np.ndarray:
+        return decode_idx(gunzip(gz_files[name], name), name, ndim)
+
+    return {split: Split(array(images, 3), array(labels, 1)) for split, (images, labels) in GZ_NAMES.items()}
 
 
 def from_dir(folder: Path) -> dict[str, Split]:
@@ -78,9 +77,10 @@ def from_dir(folder: Path) -> dict[str, Split]:
         raise DataError(
             f"MNIST_DIR={folder}: no such folder; point it at the four MNIST .gz files or unset it"
         )
+    contents = {}
     for name in GZ_SHA256:
         try:
-            _verified((folder / name).read_bytes(), name)
+            contents[name] = _verified((folder / name).read_bytes(), name)
         except OSError as exc:
             raise DataError(
                 f"MNIST_DIR={folder}: cannot read {name} ({exc.strerror}); "
@@ -88,7 +88,7 @@ def from_dir(folder: Path) -> dict[str, Split]:
             ) from None
         except DataError as exc:
             raise DataError(f"MNIST_DIR={folder}: {exc}; replace it with the canonical file") from None
-    return _decode({name: folder / name for name in GZ_SHA256})
+    return _decode(contents)
 
 
 def from_keras_cache(path: Path) -> dict[str, Split]:
@@ -123,7 +123,7 @@ def download(url: str, dest: Path) -> None:
 
 def from_mirrors(mirrors: tuple[str, ...], workdir: Path) -> dict[str, Split]:
     """Download the four ``.gz`` files into ``workdir``, each verified, trying mirror after mirror."""
-    paths = {}
+    contents = {}
     for name in GZ_SHA256:
         dest = Path(workdir) / name
         errors = []
@@ -131,20 +131,19 @@ def from_mirrors(mirrors: tuple[str, ...], workdir: Path) -> dict[str, Split]:
             for _ in range(ATTEMPTS):
                 try:
                     download(mirror + name, dest)
-                    _verified(dest.read_bytes(), name)
+                    contents[name] = _verified(dest.read_bytes(), name)
                     break
                 except (OSError, http.client.HTTPException, DataError) as exc:
                     dest.unlink(missing_ok=True)
                     errors.append(f"{mirror}: {getattr(exc, 'reason', exc)}")
-            if dest.exists():
-                paths[name] = dest
+            if name in contents:
                 break
         else:
             raise DataError(
                 f"{name}: no mirror worked (last: {errors[-1]}); check the network, set MNIST_DIR "
                 "to a folder with the MNIST .gz files, or set data.source: sample"
             )
-    return _decode(paths)
+    return _decode(contents)
 
 
 def from_sample() -> dict[str, Split]:
