@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import keras
@@ -24,24 +25,38 @@ INFERENCE_BATCH_SIZE = 1024
 STEPS_PER_EXECUTION = 32
 
 
-def build_model(arch: str, learning_rate: float, momentum: float) -> keras.Model:
-    """A compiled model: SGD with momentum, categorical cross-entropy, accuracy."""
-    init = "he_uniform"
+def build_model(arch: str, learning_rate: float, momentum: float, seed: int | None = None) -> keras.Model:
+    """A compiled model: SGD with momentum, categorical cross-entropy, accuracy.
+
+    With ``seed``, the initial weights are those ``keras.utils.set_random_seed(seed)``
+    would give, drawn from a private generator: in a Dask worker other threads use
+    Python's global ``random`` too, and could shift the draws.
+    """
+    draws = random.Random(seed) if seed is not None else random
+
+    def init(kind: type[keras.initializers.Initializer] = keras.initializers.HeUniform):
+        # The same draw Keras makes for an unseeded initializer.
+        return kind(seed=draws.randint(1, int(1e9)))
+
     model = keras.Sequential(name=arch)
     model.add(keras.Input(INPUT_SHAPE))
-    model.add(layers.Conv2D(32, (3, 3), activation="relu", kernel_initializer=init))
+    model.add(layers.Conv2D(32, (3, 3), activation="relu", kernel_initializer=init()))
     if arch == "batchnorm":
         model.add(layers.BatchNormalization())
     model.add(layers.MaxPooling2D((2, 2)))
     if arch == "deeper":
-        model.add(layers.Conv2D(64, (3, 3), activation="relu", kernel_initializer=init))
-        model.add(layers.Conv2D(64, (3, 3), activation="relu", kernel_initializer=init))
+        model.add(layers.Conv2D(64, (3, 3), activation="relu", kernel_initializer=init()))
+        model.add(layers.Conv2D(64, (3, 3), activation="relu", kernel_initializer=init()))
         model.add(layers.MaxPooling2D((2, 2)))
     model.add(layers.Flatten())
-    model.add(layers.Dense(100, activation="relu", kernel_initializer=init))
+    model.add(layers.Dense(100, activation="relu", kernel_initializer=init()))
     if arch == "batchnorm":
         model.add(layers.BatchNormalization())
-    model.add(layers.Dense(NUM_CLASSES, activation="softmax"))
+    model.add(
+        layers.Dense(
+            NUM_CLASSES, activation="softmax", kernel_initializer=init(keras.initializers.GlorotUniform)
+        )
+    )
     model.compile(
         optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),
         loss="categorical_crossentropy",

@@ -87,7 +87,9 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
 
     start = time.perf_counter()
     keras.utils.set_random_seed(task.seed)
-    model = build_model(params.model.arch, params.optimizer.learning_rate, params.optimizer.momentum)
+    model = build_model(
+        params.model.arch, params.optimizer.learning_rate, params.optimizer.momentum, seed=task.seed
+    )
     validation = None
     if task.val_index is not None:
         validation = (x[task.val_index], y[task.val_index])
