@@ -11,13 +11,10 @@ PIP_INSTALL = $(BIN)/pip install --quiet --disable-pip-version-check
 
 .PHONY: run test lint bench review clean
 
-# The page template that lets `dvc plots show` render without network.
-OFFLINE_HTML := .dvc/offline.html
-
-run: $(VENV)/.installed $(OFFLINE_HTML)
+run: $(VENV)/.installed
 	dvc repro
 
-test: $(VENV)/.installed-dev $(OFFLINE_HTML)
+test: $(VENV)/.installed-dev
 	pytest
 
 lint: $(VENV)/.installed-dev
@@ -32,15 +29,12 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	$(PIP_INSTALL) -r requirements-dev.txt
 	touch $@
 
-$(OFFLINE_HTML): $(VENV)/.installed
-	python -m digits.render $@
-
 clean:
-	rm -rf $(VENV) $(OFFLINE_HTML)
+	rm -rf $(VENV)
 
 # A report of params, metrics and plots against BASE, in review/report.md: make review BASE=main
 BASE ?= main
-review: $(VENV)/.installed $(OFFLINE_HTML)
+review: $(VENV)/.installed
 	python -m digits.review $(BASE)
 
 # Plain tutorial script vs the pipeline, same data (MNIST_DIR) and params: make bench [ARGS=--quick]

@@ -8,12 +8,14 @@ the same result wherever it runs.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from digits.errors import PipelineError
 from digits.params import Params
 
 # TensorFlow's CPU kernels split their sums by thread count, so the count is part of
@@ -77,6 +79,17 @@ def _progress_callback(task: FitTask, epochs: int):
     return EpochLine()
 
 
+def check_finite(task: FitTask, history: dict[str, list[float]], params: Params) -> None:
+    """A loss that became NaN or inf means training diverged: stop with the param to change."""
+    for key, values in history.items():
+        for epoch, value in enumerate(values, start=1):
+            if not math.isfinite(value):
+                raise PipelineError(
+                    f"{task.name}: {key} became {value} in epoch {epoch}: training diverged; lower "
+                    f"optimizer.learning_rate (now {params.optimizer.learning_rate}) and run it again"
+                )
+
+
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
     """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10]."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -100,12 +113,15 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
         batch_size=params.batch_size,
         validation_data=validation,
         validation_batch_size=INFERENCE_BATCH_SIZE,  # validation is inference only: cheap
-        callbacks=[_progress_callback(task, params.epochs)],
+        # Stop at the first non-finite loss instead of training on NaN to the end.
+        callbacks=[keras.callbacks.TerminateOnNaN(), _progress_callback(task, params.epochs)],
         verbose=0,
     )
+    history = {key: [float(v) for v in values] for key, values in history.history.items()}
+    check_finite(task, history, params)
     return FitResult(
         name=task.name,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
+        history=history,
         weights=model.get_weights(),
         seconds=time.perf_counter() - start,
     )

@@ -7,11 +7,12 @@ import pytest
 from conftest import make_params
 from PIL import Image
 
+from digits.cv import final_task
 from digits.errors import DataError
 from digits.predict import MAX_PIXELS, main, open_image, predict, to_mnist
-from stages.download import from_sample
-from stages.preprocess import prepare
-from stages.train import final_task, run_tasks
+from digits.prepared import prepare
+from digits.sources import from_sample
+from stages.train import run_tasks
 
 
 @pytest.fixture(scope="module")
@@ -125,5 +126,5 @@ def test_blank_and_missing_images(tmp_path):
 def test_missing_model_says_to_run_dvc_repro(tmp_path):
     path = tmp_path / "digit.png"
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(path)
-    with pytest.raises(DataError, match="missing; train the model first: dvc repro"):
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
         main([str(path), "--model", str(tmp_path / "model.keras")])
