@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from digits import quiet
 from digits.errors import PipelineError
 
-# Keep TensorFlow's C++ start-up banner out of the stage logs.
+# TensorFlow's INFO and WARNING logs are for its developers; its errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEBUG_VARIABLE = "DIGITS_DEBUG"
@@ -36,8 +37,14 @@ def describe_os_error(exc: OSError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run(main: Callable[[], None]) -> None:
-    """Call ``main``; turn expected failures into one line on stderr and an exit status."""
+def run(main: Callable[[], None], filter_stderr: bool = True) -> None:
+    """Call ``main``; turn expected failures into one line on stderr and an exit status.
+
+    ``filter_stderr`` drops TensorFlow's start-up noise (:mod:`digits.quiet`) from here on;
+    in-process callers such as tests turn it off.
+    """
+    if filter_stderr:
+        quiet.install()  # before main imports TensorFlow
     signal.signal(signal.SIGTERM, _terminate)
     module = main.__module__
     # The stage's short name: "train" for stages.train, also when run as __main__.

@@ -15,7 +15,6 @@ from sklearn.model_selection import KFold
 
 from digits.errors import ParamsError
 from digits.files import atomic_file
-from digits.params import Params
 from digits.training import FitResult, FitTask
 
 
@@ -69,10 +68,7 @@ def history_table(results: list[FitResult]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def save_model(path: Path, weights: list[np.ndarray], params: Params) -> None:
-    from digits.model import build_model
-
-    model = build_model(params.model.arch, params.optimizer.learning_rate, params.optimizer.momentum)
-    model.set_weights(weights)
+def save_model(path: Path, result: FitResult) -> None:
+    """Write a fit's model where DVC expects it, atomically."""
     with atomic_file(path) as tmp:
-        model.save(tmp)
+        tmp.write_bytes(result.model)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +40,7 @@ class FitTask:
 class FitResult:
     name: str
     history: dict[str, list[float]]  # loss, accuracy[, val_loss, val_accuracy] per epoch
-    weights: list[np.ndarray]  # the trained model's weights, to rebuild it anywhere
+    model: bytes  # the trained model as a .keras archive: the caller needs no TensorFlow to save it
     seconds: float
 
     @property
@@ -90,6 +92,14 @@ def check_finite(task: FitTask, history: dict[str, list[float]], params: Params)
                 )
 
 
+def to_bytes(model) -> bytes:
+    """``model`` as the bytes of its ``.keras`` archive."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
     """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10]."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -122,6 +132,6 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
     return FitResult(
         name=task.name,
         history=history,
-        weights=model.get_weights(),
+        model=to_bytes(model),
         seconds=time.perf_counter() - start,
     )

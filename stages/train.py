@@ -69,8 +69,8 @@ def main() -> None:
     metrics = cv_metrics(scores, {"source": source, "images": len(x)})
     with atomic_dir(FOLD_MODELS) as tmp:
         for k, result in enumerate(fold_results, start=1):
-            save_model(tmp / f"fold_{k}.keras", result.weights, params)
-    save_model(FINAL_MODEL, final.weights, params)
+            save_model(tmp / f"fold_{k}.keras", result)
+    save_model(FINAL_MODEL, final)
     with atomic_file(HISTORY) as tmp:
         history_table(fold_results).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_file(SCORES) as tmp:

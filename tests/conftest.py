@@ -139,6 +139,7 @@ def trained_project(tmp_path_factory) -> Path:
     repo = copy_project(tmp_path_factory.mktemp("trained"), **SMALL)
     result = run(["dvc", "repro"], repo)
     assert stages_run(result.stdout) == ["validate", "download", "preprocess", "train", "evaluate", "plot"]
+    (repo.parent / "repro.log").write_text(result.stdout + result.stderr)  # what the user saw
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "first run"], repo)
     return repo

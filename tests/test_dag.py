@@ -69,8 +69,8 @@ def test_stage_depends_on_exactly_the_code_it_runs(name):
 
 
 def test_import_closure_follows_imports_inside_functions(tmp_path):
-    # digits.cv imports digits.model inside save_model: the closure must still see it.
-    assert "digits/model.py" in import_closure("digits.cv")
+    # digits.training imports digits.model inside fit: the closure must still see it.
+    assert "digits/model.py" in import_closure("digits.training")
     assert "digits/model.py" not in import_closure("digits.params")
 
 

@@ -52,6 +52,19 @@ def test_repro_writes_every_output(trained_project):
     assert "metrics/cv.json" in tracked and "plots/cv/history.csv" in tracked
 
 
+def test_the_terminal_shows_progress_and_no_tensorflow_start_up_noise(trained_project):
+    log = (trained_project.parent / "repro.log").read_text()
+    assert re.search(r"fold 1/2  epoch  1/1  loss [\d.]+", log) and "train: 2-fold accuracy" in log
+    for noise in (
+        "absl::InitializeLog",
+        "oneDNN custom operations",
+        "use_unbounded_threadpool",
+        "E0000",
+        "I0000",
+    ):
+        assert noise not in log
+
+
 def test_every_metrics_and_plot_file_is_strict_json_or_csv(trained_project):
     files = [*trained_project.glob("metrics/*.json"), *trained_project.glob("plots/**/*.csv")]
     assert len(files) >= 6

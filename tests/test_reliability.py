@@ -91,7 +91,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys)
 
     stage.__module__ = "stages.download"
     with pytest.raises(SystemExit) as exit_:
-        cli.run(stage)
+        cli.run(stage, filter_stderr=False)
     assert re.fullmatch(
         r"download: error: disk full while writing .*train-labels-idx1-ubyte; "
         r"free some space and run it again",
@@ -206,6 +206,32 @@ def test_digits_debug_shows_the_traceback(debug):
             "train: error: OSError: Timed out trying to connect to tcp://127.0.0.1:9 after 10 s "
             "(DIGITS_DEBUG=1 shows the traceback)\n"
         )
+
+
+NOISY_PROCESS = """
+import os, sys
+from digits import quiet
+
+quiet.install()
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+os.write(2, b"I0000 00:00:1795893016.332181   24370 port.cc:153] oneDNN custom operations are on. You may\\n")
+os.write(2, b"E0000 00:00:1795893048.268180   24371 node_def_util.cc:682] NodeDef mentions attribute "
+         b"use_unbounded_threadpool which is not in the op definition\\n")
+os.write(2, b"E0000 00:00:1795893048.268180   24371 other.cc:1] a real error\\n")
+print("a real warning", file=sys.stderr)
+sys.exit("train: error: the last line")
+"""
+
+
+def test_tensorflow_start_up_noise_is_dropped_and_everything_else_kept():
+    result = subprocess.run(
+        [sys.executable, "-c", NOISY_PROCESS], cwd=ROOT, env=project_env(), capture_output=True, text=True
+    )
+    assert result.stderr == (
+        "E0000 00:00:1795893048.268180   24371 other.cc:1] a real error\n"
+        "a real warning\n"
+        "train: error: the last line\n"
+    )
 
 
 def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
