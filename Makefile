@@ -11,8 +11,13 @@ PIP_INSTALL = $(BIN)/pip install --quiet --disable-pip-version-check
 
 .PHONY: run test lint bench review clean
 
+# When make started: the summary's wall time includes the set-up.
+START := $(shell date +%s)
+
 run: $(VENV)/.installed
 	dvc repro
+	dvc plots show --quiet --out dvc_plots
+	python -m digits.summary --since $(START) --plots dvc_plots/index.html
 
 test: $(VENV)/.installed-dev
 	pytest

@@ -243,3 +243,15 @@ def test_temporary_files_of_a_killed_run_are_ignored_and_cleaned(project):
     run(["dvc", "repro", "-f", "-s", "download"], project)
     run(["dvc", "repro", "-f", "-s", "train"], project)
     assert not any(path.exists() for path in stale)
+
+
+def test_make_run_summary_gives_results_time_and_next_steps(trained_project, monkeypatch):
+    from digits.summary import summary
+
+    monkeypatch.chdir(trained_project)
+    cv = json.loads((trained_project / "metrics/cv.json").read_text())
+    text = summary(301.4, Path("dvc_plots/index.html"))
+    assert text.splitlines()[0] == "digits-dvc: baseline CNN, 1 epoch, on 300 SAMPLE training images"
+    assert f"2-fold CV  {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f} %" in text
+    assert "wall time  5 min 01 s" in text and "plots      dvc_plots/index.html" in text
+    assert "dvc exp run -S epochs=20" in text

@@ -256,3 +256,17 @@ def test_no_pickle_no_shell_no_unsafe_model_loading():
     for forbidden in ("allow_pickle=True", "shell=True", "import pickle", "safe_mode=False", "http://"):
         assert forbidden not in text, forbidden
     assert "allow_pickle=False" in text and "safe_mode=True" in text
+
+
+def test_commands_outside_the_environment_end_in_a_one_line_hint(tmp_path):
+    bare = tmp_path / "bare"  # a Python with none of the project's dependencies
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    result = subprocess.run(
+        [str(bare / "bin" / "python"), "-m", "digits.predict", "seven.png"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("digits: the project's dependencies are not installed for ")
+    assert result.stderr.count("\n") == 1 and "run `make run` once" in result.stderr
