@@ -1,4 +1,5 @@
 # The two ways in: `make run` (set up, then dvc repro) and `make test` (set up, then pytest).
+# Both create .venv on first use from the pinned lock (requirements.lock, requirements-dev.lock).
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
@@ -7,12 +8,14 @@ PYTHON ?= python3
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-PIP_INSTALL = $(BIN)/pip install --quiet --disable-pip-version-check
+UV_VERSION := 0.13.9
 
-.PHONY: run test lint bench review clean
+.PHONY: setup run test lint lock bench review clean
 
 # When make started: the summary's wall time includes the set-up.
 START := $(shell date +%s)
+
+setup: $(VENV)/.installed
 
 run: $(VENV)/.installed
 	dvc repro
@@ -25,14 +28,39 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	ruff check . && ruff format --check .
 
-$(VENV)/.installed: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP_INSTALL) -r requirements.txt
-	touch $@
+# Set-up: .venv with exactly the pinned versions of the lock, and this project installed in
+# it (editable), so .venv/bin/digits-predict and the other commands work without activating
+# it. uv does this in seconds: the uv on PATH, else one pip installs into .venv; pip alone is
+# the fallback. Either shows its progress.
+define install
+	@echo "setup: installing $(1) into $(VENV)"
+	@if command -v uv >/dev/null || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } \
+	    && $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null; then \
+	  test -x $(BIN)/python || uv venv --quiet $(VENV); \
+	  VIRTUAL_ENV=$(VENV) uv pip install --requirement $(1) \
+	    && VIRTUAL_ENV=$(VENV) uv pip install --quiet --no-deps --editable .; \
+	else \
+	  echo "setup: uv unavailable, using pip (slower)"; \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/pip install --disable-pip-version-check --progress-bar on --requirement $(1) \
+	    && $(BIN)/pip install --quiet --disable-pip-version-check --no-deps --editable .; \
+	fi
+	@touch $@
+endef
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
-	$(PIP_INSTALL) -r requirements-dev.txt
-	touch $@
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(call install,requirements.lock)
+
+$(VENV)/.installed-dev: requirements-dev.lock pyproject.toml
+	$(call install,requirements-dev.lock)
+	@touch $(VENV)/.installed
+
+# After a change to the dependencies in pyproject.toml: pin them, and all they need, again.
+lock:
+	uv pip compile --quiet pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	  --output-file requirements.lock
+	uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --output-file requirements-dev.lock
 
 clean:
 	rm -rf $(VENV)

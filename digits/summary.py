@@ -69,5 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     print(summary(time.time() - args.since if args.since else None, args.plots))
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``digits-summary`` command."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
