@@ -33,15 +33,17 @@ lint: $(VENV)/.installed-dev
 # it. uv does this in seconds: the uv on PATH, else one pip installs into .venv; pip alone is
 # the fallback. Either shows its progress.
 define install
-	@echo "setup: installing $(1) into $(VENV)"
-	@if command -v uv >/dev/null || { test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); } \
-	    && $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null; then \
+	@echo "setup: installing $(1) into $(VENV) (the first time on a machine: ~600 MB to download)"
+	@if ! command -v uv >/dev/null; then \
+	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
+	  $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null; \
+	fi; \
+	if command -v uv >/dev/null; then \
 	  test -x $(BIN)/python || uv venv --quiet $(VENV); \
-	  VIRTUAL_ENV=$(VENV) uv pip install --requirement $(1) \
+	  set -o pipefail; VIRTUAL_ENV=$(VENV) uv pip install --requirement $(1) 2>&1 | grep -v '^ [-+~] ' \
 	    && VIRTUAL_ENV=$(VENV) uv pip install --quiet --no-deps --editable .; \
 	else \
 	  echo "setup: uv unavailable, using pip (slower)"; \
-	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	  $(BIN)/pip install --disable-pip-version-check --progress-bar on --requirement $(1) \
 	    && $(BIN)/pip install --quiet --disable-pip-version-check --no-deps --editable .; \
 	fi
