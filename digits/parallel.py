@@ -4,7 +4,7 @@ A cluster needs nothing of this project installed, only the pinned requirements.
 Before any fit is submitted, :func:`run_on_cluster` waits for a worker, sends this
 package to the scheduler and the workers (the scheduler unpickles the task graph,
 so it needs the code too), and checks on each that the code imports and that
-Python, TensorFlow, Keras, NumPy and distributed are the versions used here.
+Python, TensorFlow, Keras, NumPy, pydantic and distributed are the versions used here.
 Whatever fails is one :class:`~digits.errors.PipelineError` line naming the cause.
 
 Every wait on the cluster has a deadline (the constants below, in seconds), so a
@@ -49,9 +49,10 @@ FIT_SECONDS_PER_EPOCH_PER_10K = 30.0
 PACKAGE = Path(__file__).resolve().parent  # what is sent to the cluster
 PLUGIN_NAME = "digits-code"
 SCHEDULER = "scheduler"
-# Packages whose versions must match: Python itself, and what each node uses.
-WORKER_PACKAGES = ("python", "tensorflow", "keras", "numpy", "distributed")
-SCHEDULER_PACKAGES = ("python", "numpy", "distributed")
+# Packages whose versions must match: Python itself, and what each node uses (the scheduler
+# unpickles the tasks: their arrays and params, not the model).
+WORKER_PACKAGES = ("python", "tensorflow", "keras", "numpy", "pydantic", "distributed")
+SCHEDULER_PACKAGES = ("python", "numpy", "pydantic", "distributed")
 
 
 def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params) -> list[FitResult]:

@@ -205,6 +205,7 @@ HERE = {
     "tensorflow": "2.21.0",
     "keras": "3.15.1",
     "numpy": "2.3.0",
+    "pydantic": "2.14.4",
     "distributed": "2026.8.0",
 }
 ARCHIVE = "digits-0123456789ab.zip"
