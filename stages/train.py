@@ -13,46 +13,16 @@ The k fold fits and the final fit are k + 1 independent tasks, run side by side
 
 from __future__ import annotations
 
-import os
-
-import numpy as np
 import pandas as pd
 
 from digits import cli
 from digits.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table, save_model
-from digits.errors import ParamsError, PipelineError
 from digits.files import atomic_dir, atomic_file, write_json
 from digits.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARED, RAW, SCORES
 from digits.mnist import read_source
-from digits.params import Params, load_params
+from digits.parallel import run_tasks
+from digits.params import load_params
 from digits.prepared import load_prepared
-from digits.training import FitResult, FitTask, fit
-
-
-def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params) -> list[FitResult]:
-    """Run the fits in parallel; results come back in the order of ``tasks``."""
-    from joblib import Parallel, delayed, parallel_config
-    from joblib.externals.loky.process_executor import TerminatedWorkerError
-
-    if params.cv.backend == "dask":
-        from distributed import Client
-
-        address = params.cv.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-        if not address:
-            raise ParamsError(
-                "params.yaml: cv.backend is 'dask' but cv.scheduler is null and "
-                "DASK_SCHEDULER_ADDRESS is unset; give the scheduler address (tcp://host:8786)"
-            )
-        with Client(address), parallel_config("dask"):
-            return Parallel()(delayed(fit)(task, x, y, params) for task in tasks)
-    n_jobs = min(params.cv.n_jobs or os.cpu_count() or 1, len(tasks))
-    try:
-        return Parallel(n_jobs=n_jobs, backend="loky")(delayed(fit)(task, x, y, params) for task in tasks)
-    except TerminatedWorkerError:
-        raise PipelineError(
-            f"a training worker died (out of memory?) with cv.n_jobs={n_jobs}; "
-            "lower cv.n_jobs or data.limit and run it again"
-        ) from None
 
 
 def main() -> None:

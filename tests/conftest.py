@@ -177,6 +177,22 @@ def write_params(path: Path, **overrides) -> None:
     path.write_text(yaml.safe_dump(params_tree(**overrides), sort_keys=False))
 
 
+def assert_same_fits(a: list, b: list, folder: Path) -> None:
+    """Two runs of the same fits (lists of FitResult): same names, histories and weights, bit for bit."""
+    from digits.model import load_model
+
+    def weights(result) -> list[np.ndarray]:
+        path = folder / "model.keras"
+        path.write_bytes(result.model)
+        return load_model(path).get_weights()
+
+    assert [r.name for r in a] == [r.name for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.history == rb.history
+        for wa, wb in zip(weights(ra), weights(rb), strict=True):
+            np.testing.assert_array_equal(wa, wb)
+
+
 def make_params(**overrides):
     """The committed params with ``overrides``, validated."""
     from digits.params import parse_params

@@ -9,10 +9,10 @@ from PIL import Image
 
 from digits.cv import final_task
 from digits.errors import DataError
+from digits.parallel import run_tasks
 from digits.predict import MAX_PIXELS, main, open_image, predict, to_mnist
 from digits.prepared import prepare
 from digits.sources import from_sample
-from stages.train import run_tasks
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,15 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_params
+from conftest import assert_same_fits, make_params
 
 from digits.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table
 from digits.errors import ParamsError, PipelineError
-from digits.model import load_model
+from digits.parallel import run_tasks
 from digits.params import check_environment
 from digits.prepared import prepare, stratified_subset
 from digits.sources import from_sample
 from digits.training import fit
-from stages.train import run_tasks
 
 
 def test_folds_partition_the_training_set():
@@ -58,42 +57,18 @@ def small_train():
     return x, y
 
 
-def weights(result, folder) -> list[np.ndarray]:
-    """The trained weights in a fit's saved model."""
-    path = folder / "model.keras"
-    path.write_bytes(result.model)
-    return load_model(path).get_weights()
-
-
 def test_parallel_results_equal_sequential(small_train, tmp_path):
     x, y = small_train
     tasks = [final_task(len(x), 1), *fold_tasks(len(x), 2, 1)]
     sequential = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=1))
     parallel = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
     assert [r.name for r in parallel] == ["final", "fold 1/2", "fold 2/2"]
-    for s, p in zip(sequential, parallel, strict=True):
-        assert s.history == p.history
-        for ws, wp in zip(weights(s, tmp_path), weights(p, tmp_path), strict=True):
-            np.testing.assert_array_equal(ws, wp)
+    assert_same_fits(sequential, parallel, tmp_path)
     # the folds learned something, and their histories are tidy
     assert all(r.val_accuracy > 0.3 for r in parallel[1:])
     table = history_table(parallel[1:])
     assert list(table.columns) == ["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
     assert table["fold"].tolist() == [1, 2]
-
-
-def test_dask_backend_on_a_local_cluster(small_train):
-    distributed = pytest.importorskip("distributed")
-    x, y = small_train
-    tasks = fold_tasks(len(x), 2, 1)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
-    ) as cluster:
-        params = make_params(epochs=1, cv__backend="dask", cv__scheduler=cluster.scheduler_address)
-        on_dask = run_tasks(tasks, x, y, params)
-    local = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
-    for d, lo in zip(on_dask, local, strict=True):
-        assert d.history == lo.history
 
 
 def test_dask_without_a_scheduler_is_caught_before_training(monkeypatch):
