@@ -1,6 +1,6 @@
 """What ``make run`` ends with: the results in a few lines, where to look, what to try next.
 
-    python -m digits.summary [--since UNIX_TIME] [--plots dvc_plots/index.html]
+python -m digits.summary [--since UNIX_TIME] [--plots dvc_plots/index.html]
 """
 
 from __future__ import annotations
