@@ -226,19 +226,19 @@ def check_reports(reports: dict[str, Any], archive: str, here: dict[str, str | N
         if isinstance(report, BaseException):
             raise PipelineError(
                 f"{who} cannot run the project's code ({type(report).__name__}: {_first_line(report)}); "
-                "install the pinned requirements.txt there"
+                "install the pinned requirements.lock there"
             )
         for package in SCHEDULER_PACKAGES if node == SCHEDULER else WORKER_PACKAGES:
             theirs, ours = report["versions"].get(package), here[package]
             if theirs != ours:
                 raise PipelineError(
                     f"{who} has {package} {theirs or '(not installed)'}, this machine has "
-                    f"{ours or '(not installed)'}; install the same pinned requirements.txt on both"
+                    f"{ours or '(not installed)'}; install the same pinned requirements.lock on both"
                 )
         if report["error"]:
             raise PipelineError(
                 f"{who} cannot import the project's code ({report['error']}); "
-                "install the pinned requirements.txt there"
+                "install the pinned requirements.lock there"
             )
         if archive not in report["code"]:
             raise PipelineError(

@@ -227,7 +227,7 @@ def test_matching_nodes_pass_the_check():
         (
             {"tcp://w:1": report(keras="3.14.0")},
             "worker tcp://w:1 has keras 3.14.0, this machine has 3.15.1; "
-            "install the same pinned requirements.txt on both",
+            "install the same pinned requirements.lock on both",
         ),
         (
             {"tcp://w:1": report(tensorflow=None)},
