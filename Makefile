@@ -7,6 +7,9 @@ PYTHON ?= python3
 # Stages run `python` and `dvc` from the project's virtual environment.
 export PATH := $(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Let Python cache compiled modules in .venv (some shells turn it off): without the cache,
+# every stage would compile TensorFlow's and DVC's Python anew (TensorFlow: 4 s -> 9 s).
+export PYTHONDONTWRITEBYTECODE :=
 
 UV_VERSION := 0.13.9
 
