@@ -200,3 +200,19 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         line = f" at line {where.line + 1}" if where else ""
         raise ParamsError(f"{path}: not valid YAML{line}; fix the syntax") from None
     return parse_params(tree)
+
+
+def markdown_table() -> str:
+    """The README's table of params, made from the declarations above."""
+
+    def cell(value: Any) -> str:
+        return "null" if value is None else f"`{value}`" if isinstance(value, str) else str(value)
+
+    rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    for key, info in fields().items():
+        rows.append(f"| `{key}` | {cell(info.default)} | {allowed(info)} | {info.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

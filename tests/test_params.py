@@ -133,3 +133,9 @@ def test_unreadable_or_invalid_yaml(tmp_path):
     (tmp_path / "params.yaml").write_text("epochs: [1\n")
     with pytest.raises(ParamsError, match="not valid YAML at line"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_readme_table_is_made_from_the_declarations():
+    from digits.params import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text()
