@@ -6,8 +6,8 @@ The k fold fits and the final fit are k + 1 independent tasks, run side by side
 
 * ``metrics/cv.json``: mean and std of the fold accuracies in percent (numpy's
   population std, as the tutorial reports them), each fold's, and the data used;
-* ``plots/cv/history.csv``: per fold and epoch, loss/accuracy and their validation twins;
-* ``plots/cv/scores.csv``: the held-out accuracy of each fold;
+* ``plots/cv/history.csv``: per fold and epoch, loss and accuracy (%) and their validation twins;
+* ``plots/cv/scores.csv``: the held-out accuracy (%) of each fold;
 * ``models/folds/fold_<k>.keras`` (for the fold ensemble) and ``models/model.keras``.
 """
 
@@ -91,15 +91,22 @@ def cv_metrics(scores: list[float], data: dict) -> dict:
     }
 
 
-HISTORY_COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy"]
+# Keras' history key -> (column, scale): accuracies in percent like every accuracy of the
+# project, and the column name says so.
+HISTORY_COLUMNS = {
+    "loss": ("loss", 1),
+    "accuracy": ("accuracy_pct", 100),
+    "val_loss": ("val_loss", 1),
+    "val_accuracy": ("val_accuracy_pct", 100),
+}
 
 
 def history_table(results: list[FitResult]) -> pd.DataFrame:
-    """Tidy per-epoch history: one row per fold and epoch, columns fold, epoch, *HISTORY_COLUMNS."""
+    """Tidy per-epoch history: one row per fold and epoch; fold, epoch, loss, accuracy_pct, val_*."""
     frames = [
         pd.DataFrame(
             {"fold": k, "epoch": np.arange(1, len(r.history["loss"]) + 1)}
-            | {column: r.history[column] for column in HISTORY_COLUMNS}
+            | {column: scale * np.asarray(r.history[key]) for key, (column, scale) in HISTORY_COLUMNS.items()}
         )
         for k, r in enumerate(results, start=1)
     ]
@@ -134,8 +141,8 @@ def main() -> None:
     with atomic_file(HISTORY) as tmp:
         history_table(fold_results).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_file(SCORES) as tmp:
-        fold_scores = metrics["fold_accuracy"].values()
-        pd.DataFrame({"fold": range(1, len(scores) + 1), "accuracy": fold_scores}).to_csv(tmp, index=False)
+        fold_scores = {"fold": range(1, len(scores) + 1), "accuracy_pct": metrics["fold_accuracy"].values()}
+        pd.DataFrame(fold_scores).to_csv(tmp, index=False)
     write_json(CV_METRICS, metrics)
     print(
         f"train: {params.cv.folds}-fold accuracy {metrics['accuracy_mean']:.2f}% "
