@@ -2,16 +2,13 @@
 
 Small and real: the bundled sample, a few hundred images, 2 folds, 1 epoch. The tests
 share one repository and build on each other in file order (a second run, experiments,
-a second commit, then plots and the review across the two commits), as a user would.
+then plots), as a user would. Plots and the review across two commits: test_plots_diff.py
+and test_review.py.
 """
 
 import json
 import re
-import shutil
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import copy_project, run
 
@@ -98,87 +95,9 @@ def test_misspelled_param_stops_the_stage_with_one_line(project):
     assert "Traceback" not in result.stdout + result.stderr
 
 
-def plots_json(project, *args: str) -> dict:
-    return json.loads(run(["dvc", "plots", *args, "--json"], project).stdout)["data"]
-
-
-def test_plots_show_every_fold_and_every_figure(project):
-    data = plots_json(project, "show")
-    for name in ("Validation accuracy per fold", "Validation loss per fold"):
-        rows = data[name][0]["content"]["data"]["values"]
-        assert {str(row["fold"]) for row in rows} == {"1", "2"}
-    assert {
-        str(r["epoch"])
-        for r in data["Train vs validation accuracy (mean over folds)"][0]["content"]["data"]["values"]
-    } == {"1", "2"}
-    assert data["Test confusion matrix"][0]["type"] == "vega"
-    images = sorted(name for name in data if name.startswith("plots/images/"))
-    assert [Path(name).name for name in images] == [
-        "confusion_matrix.png",
-        "fold_scores.png",
-        "learning_curves.png",
-        "misclassified.png",
-    ]
-
-
-def test_plots_diff_holds_both_revisions(project):
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "two epochs"], project)
-    data = plots_json(project, "diff", "HEAD~1")
-    plot = data["Validation accuracy per fold"][0]
-    assert len(plot["revisions"]) == 2
-    by_rev = {}
-    for row in plot["content"]["data"]["values"]:
-        by_rev.setdefault(row["rev"], set()).add(str(row["epoch"]))
-    assert sorted(map(len, by_rev.values())) == [1, 2]  # 1 epoch on HEAD~1, 2 on HEAD
-
-
 def test_plots_html_loads_nothing_from_the_network(project, tmp_path):
     run(["dvc", "plots", "show", "-o", str(tmp_path / "out")], project)
     html = (tmp_path / "out" / "index.html").read_text()
     assert "vegaEmbed(" in html and len(html) > 500_000  # the libraries are inlined
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "cdn.jsdelivr" not in html
-
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (installed by .ci/run)")
-def test_headless_chromium_draws_the_plots_offline(project, tmp_path):
-    from PIL import Image
-
-    run(["dvc", "plots", "show", "-o", str(tmp_path / "out")], project)
-    shot = tmp_path / "shot.png"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1000,1400",
-        "--virtual-time-budget=10000",
-        f"--screenshot={shot}",
-    ]
-    run([CHROMIUM, *flags, (tmp_path / "out" / "index.html").as_uri()], project)
-    gray = np.asarray(Image.open(shot).convert("L"))
-    drawn = (gray < 200).mean()  # share of the page that is ink: axes, lines, labels
-    assert drawn > 0.01, f"page looks blank ({drawn:.4f} drawn)"
-
-
-def test_review_report_has_deltas_and_rendered_plots(project):
-    result = run([sys.executable, "-m", "digits.review", "HEAD~1", "--out", "review"], project)
-    assert "review/report.md" in result.stdout
-    report = (project / "review" / "report.md").read_text()
-    assert "# Review against `HEAD~1`" in report
-    assert re.search(r"\| CV mean accuracy \(%\) \| [\d.]+ \| [\d.]+ \| [+-][\d.]+ \|", report)
-    assert re.search(r"\| test accuracy \(%\) \| [\d.]+ \| [\d.]+ \| [+-][\d.]+ \|", report)
-    assert "epochs" in report  # the params diff
-    images = re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)
-    assert len(images) >= 5
-    for image in images:
-        assert (project / "review" / image).read_bytes().startswith(b"\x89PNG")
