@@ -1,0 +1,98 @@
+"""The pull-request workflow cannot run here: lint it (actionlint, with shellcheck for its scripts),
+and check that its review job installs only what review needs."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+# Both come with the test requirements, next to this interpreter.
+BIN = Path(sys.executable).parent
+ACTIONLINT = shutil.which("actionlint", path=str(BIN)) or shutil.which("actionlint")
+SHELLCHECK = shutil.which("shellcheck", path=str(BIN)) or shutil.which("shellcheck")
+
+needs_actionlint = pytest.mark.skipif(
+    not (ACTIONLINT and SHELLCHECK), reason="needs actionlint and shellcheck (requirements-dev.txt)"
+)
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess:
+    """actionlint on ``files``, with shellcheck on every ``run:`` script; no config, no color."""
+    return subprocess.run(
+        [ACTIONLINT, "-no-color", "-shellcheck", SHELLCHECK, "-pyflakes", "", *map(str, files)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+@needs_actionlint
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_has_no_actionlint_finding(workflow):
+    result = actionlint(workflow)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+@needs_actionlint
+def test_actionlint_catches_injection_and_shell_mistakes(tmp_path):
+    workflow = tmp_path / ".github" / "workflows" / "bad.yml"
+    workflow.parent.mkdir(parents=True)
+    workflow.write_text(
+        "on: pull_request\n"
+        "jobs:\n"
+        "  bad:\n"
+        "    runs-on: ubuntu-latest\n"
+        "    steps:\n"
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+        "      - run: rm -rf $TARGET/build\n"
+    )
+    findings = actionlint(workflow).stdout
+    assert "potentially untrusted" in findings  # the title goes into the script unquoted by shell
+    assert "SC2086" in findings  # shellcheck ran on the run: script
+
+
+def review_job() -> dict:
+    return yaml.safe_load((ROOT / ".github/workflows/review.yml").read_text())["jobs"]["review"]
+
+
+def test_review_job_posts_the_report_with_cml_images_included():
+    scripts = "\n".join(step.get("run", "") for step in review_job()["steps"])
+    assert "make review" in scripts
+    assert "@dvcorg/cml@" in scripts  # pinned
+    assert "cml comment update review/report.md --publish" in scripts
+    assert "--watermark-title=" in scripts  # one comment, updated on each push
+
+
+def test_make_review_installs_only_the_review_requirements(tmp_path):
+    # A dry run with an empty environment: what `make review` would install there.
+    result = subprocess.run(
+        ["make", "-n", "review", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    installs = [line for line in result.stdout.splitlines() if "pip install" in line]
+    assert installs and all(line.endswith("-r requirements-review.txt") for line in installs), installs
+    assert set(pins(ROOT / "requirements-review.txt")) == {"dvc", "vl-convert-python"}
+
+
+def pins(path: Path) -> list[str]:
+    """Package names pinned in a requirements file and the files it includes (``-r``)."""
+    names = []
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line.startswith("-r "):
+            names += pins(path.parent / line[3:].strip())
+        elif line:
+            assert "==" in line, f"{path.name}: {line} is not pinned"
+            names.append(line.split("==")[0].lower())
+    return names
+
+
+def test_every_dependency_is_pinned_once():
+    names = pins(ROOT / "requirements-dev.txt")
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert {"dvc", "vl-convert-python", "tensorflow-cpu"} <= set(names)
