@@ -31,12 +31,12 @@ from digits.render import vegalite_to_png
 
 WORKSPACE = "workspace"  # how DVC names the revision under review
 CV, TEST = str(CV_METRICS), str(TEST_METRICS)
-# (metrics file, key, label, unit) of the headline rows, in order: selection first.
+# (metrics file, key, label) of the headline rows, in order: what models are selected on first.
 HEADLINE = (
-    (CV, "accuracy_mean", "**CV accuracy**, mean over folds", "%"),
-    (CV, "accuracy_std", "CV accuracy, std over folds", "points"),
-    (TEST, "accuracy", "test accuracy, final model (held-out check)", "%"),
-    (TEST, "ensemble_accuracy", "test accuracy, fold ensemble", "%"),
+    (CV, "accuracy_mean", "**CV accuracy (%)**, mean over folds"),
+    (CV, "accuracy_std", "CV accuracy std over folds (points)"),
+    (TEST, "accuracy", "test accuracy (%), final model: the held-out check"),
+    (TEST, "ensemble_accuracy", "test accuracy (%), fold ensemble"),
 )
 # (metrics file, label) of the data each revision used, recorded in its metrics.
 DATA = ((CV, "training data"), (TEST, "test data"))
@@ -89,8 +89,9 @@ def verdict(diff: dict, base: str) -> str:
     if differences:
         return (
             f"**⚠️ Metrics not comparable with `{base}`: the two revisions used different data** "
-            f"({'; '.join(differences)}). The changes below come from the data, not from the change: "
-            "train both revisions on the same data (`data.source`, `data.limit`) to compare them."
+            f"({'; '.join(differences)}). The differences below come from the data, not from the code "
+            "or params under review: train both on the same data (`data.source`, `data.limit`) to compare "
+            "them."
         )
     mean, std = (value(diff, CV, key, "new") for key in ("accuracy_mean", "accuracy_std"))
     if not isinstance(mean, (int, float)):
@@ -115,7 +116,7 @@ def headline(diff: dict, base: str) -> str:
     """Markdown table of the headline metrics and the data each revision used."""
     comparable = not data_differences(diff, base)
     rows = [f"| | `{base}` | this change | change |", "| --- | ---: | ---: | ---: |"]
-    for path, key, label, unit in HEADLINE:
+    for path, key, label in HEADLINE:
         old, new = (value(diff, path, key, side) for side in ("old", "new"))
         if old is None and new is None:
             continue
@@ -125,7 +126,7 @@ def headline(diff: dict, base: str) -> str:
             change = f"{new - old:+.2f}"
         else:
             change = "—"
-        rows.append(f"| {label} ({unit}) | {number(old)} | {number(new)} | {change} |")
+        rows.append(f"| {label} | {number(old)} | {number(new)} | {change} |")
     for path, label in DATA:
         old, new = (data_used(diff, path, side) or "—" for side in ("old", "new"))
         rows.append(f"| {label} | {old} | {new} | {'same' if old == new else '**different**'} |")

@@ -186,8 +186,7 @@ def legend(svg: str) -> dict[str, tuple[str, ...]]:
         svg,
     )
     return {
-        label: tuple(re.findall(r' (?:fill|stroke)="([^"]*)"', attributes))
-        for attributes, label in entries
+        label: tuple(re.findall(r' (?:fill|stroke)="([^"]*)"', attributes)) for attributes, label in entries
     }
 
 

@@ -58,9 +58,9 @@ def test_headline_leads_with_cv_and_marks_every_change_not_comparable(report):
     text = report.read_text()
     headline_rows = table_rows(text.split("### Params")[0])
     labels = [row[0] for row in headline_rows[2:]]
-    assert labels[0] == "**CV accuracy**, mean over folds (%)"
-    assert labels[1] == "CV accuracy, std over folds (points)"
-    assert labels[2].startswith("test accuracy, final model") and "held-out check" in labels[2]
+    assert labels[0] == "**CV accuracy (%)**, mean over folds"
+    assert labels[1] == "CV accuracy std over folds (points)"
+    assert labels[2] == "test accuracy (%), final model: the held-out check"
     for row in headline_rows[2:6]:
         assert re.fullmatch(r"\d+\.\d\d", row[1]) and re.fullmatch(r"\d+\.\d\d", row[2]), row
         assert row[3] == "not comparable", row
@@ -133,7 +133,7 @@ def test_verdict_leads_with_the_cv_change_then_test_as_the_held_out_check():
 def test_verdict_and_headline_when_the_base_has_no_metrics():
     first_pr = diff((None, 98.70, None, 0.07), (None, 98.80), data=((None, None), ("mnist", 60000)))
     assert "`main` has no CV metrics to compare" in verdict(first_pr, "main")
-    assert "| **CV accuracy**, mean over folds (%) | — | 98.70 | — |" in headline(first_pr, "main")
+    assert "| **CV accuracy (%)**, mean over folds | — | 98.70 | — |" in headline(first_pr, "main")
 
 
 def test_a_sample_run_against_full_mnist_is_not_comparable():

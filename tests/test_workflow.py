@@ -68,10 +68,10 @@ def test_review_job_posts_the_report_with_cml_images_included():
     assert "--watermark-title=" in scripts  # one comment, updated on each push
 
 
-def test_make_review_installs_only_the_review_requirements(tmp_path):
-    # A dry run with an empty environment: what `make review` would install there.
+def test_make_review_installs_only_the_review_requirements():
+    # A dry run with a virtual environment that does not exist: what `make review` installs.
     result = subprocess.run(
-        ["make", "-n", "review", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True
+        ["make", "-n", "review", "VENV=.venv-dry-run"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
     installs = [line for line in result.stdout.splitlines() if "pip install" in line]
