@@ -210,5 +210,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"review: {args.out / 'report.md'}")
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``digits-review`` command."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

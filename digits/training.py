@@ -8,12 +8,16 @@ the same result wherever it runs.
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from digits.errors import PipelineError
 from digits.params import Params
 
 # TensorFlow's CPU kernels split their sums by thread count, so the count is part of
@@ -36,7 +40,7 @@ class FitTask:
 class FitResult:
     name: str
     history: dict[str, list[float]]  # loss, accuracy[, val_loss, val_accuracy] per epoch
-    weights: list[np.ndarray]  # the trained model's weights, to rebuild it anywhere
+    model: bytes  # the trained model as a .keras archive: the caller needs no TensorFlow to save it
     seconds: float
 
     @property
@@ -78,6 +82,25 @@ def _progress_callback(task: FitTask, epochs: int):
     return EpochLine()
 
 
+def check_finite(task: FitTask, history: dict[str, list[float]], params: Params) -> None:
+    """A loss that became NaN or inf means training diverged: stop with the param to change."""
+    for key, values in history.items():
+        for epoch, value in enumerate(values, start=1):
+            if not math.isfinite(value):
+                raise PipelineError(
+                    f"{task.name}: {key} became {value} in epoch {epoch}: training diverged; lower "
+                    f"optimizer.learning_rate (now {params.optimizer.learning_rate}) and run it again"
+                )
+
+
+def to_bytes(model) -> bytes:
+    """``model`` as the bytes of its ``.keras`` archive."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
+
+
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
     """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10]."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -101,12 +124,15 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
         batch_size=params.batch_size,
         validation_data=validation,
         validation_batch_size=INFERENCE_BATCH_SIZE,  # validation is inference only: cheap
-        callbacks=[_progress_callback(task, params.epochs)],
+        # Stop at the first non-finite loss instead of training on NaN to the end.
+        callbacks=[keras.callbacks.TerminateOnNaN(), _progress_callback(task, params.epochs)],
         verbose=0,
     )
+    history = {key: [float(v) for v in values] for key, values in history.history.items()}
+    check_finite(task, history, params)
     return FitResult(
         name=task.name,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
-        weights=model.get_weights(),
+        history=history,
+        model=to_bytes(model),
         seconds=time.perf_counter() - start,
     )

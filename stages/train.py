@@ -14,13 +14,12 @@ The k fold fits and the final fit are k + 1 independent tasks, run side by side
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import KFold
 
 from digits import cli
+from digits.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table, save_model
 from digits.errors import ParamsError, PipelineError
 from digits.files import atomic_dir, atomic_file, write_json
 from digits.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARED, RAW, SCORES
@@ -28,30 +27,6 @@ from digits.mnist import read_source
 from digits.params import Params, load_params
 from digits.prepared import load_prepared
 from digits.training import FitResult, FitTask, fit
-
-
-def fold_tasks(n_images: int, folds: int, seed: int) -> list[FitTask]:
-    """``KFold(folds, shuffle=True, random_state=seed)`` over ``n_images``; fold k is seeded ``seed + k``."""
-    kfold = KFold(folds, shuffle=True, random_state=seed)
-    return [
-        FitTask(f"fold {k}/{folds}", seed + k, train_index, val_index)
-        for k, (train_index, val_index) in enumerate(kfold.split(np.arange(n_images)), start=1)
-    ]
-
-
-def final_task(n_images: int, seed: int) -> FitTask:
-    """The final fit: every training image, no validation."""
-    return FitTask("final", seed, np.arange(n_images))
-
-
-def check_folds(labels: np.ndarray, folds: int) -> None:
-    """Every fold must be able to hold each class: folds <= the smallest class count."""
-    smallest = int(np.bincount(labels, minlength=10).min())
-    if folds > smallest:
-        raise ParamsError(
-            f"params.yaml: cv.folds is {folds}; it must be at most {smallest}, the smallest "
-            "class count in the training data (raise data.limit or lower cv.folds)"
-        )
 
 
 def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params) -> list[FitResult]:
@@ -80,48 +55,6 @@ def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params
         ) from None
 
 
-def cv_metrics(scores: list[float], data: dict) -> dict:
-    """Fold accuracies (0..1) -> the metrics file: mean, std and each fold in percent."""
-    percent = 100 * np.asarray(scores)
-    return {
-        "accuracy_mean": round(float(percent.mean()), 4),
-        "accuracy_std": round(float(percent.std()), 4),
-        "fold_accuracy": {f"fold_{k}": round(float(s), 4) for k, s in enumerate(percent, start=1)},
-        "data": data,
-    }
-
-
-# Keras' history key -> (column, scale): accuracies in percent like every accuracy of the
-# project, and the column name says so.
-HISTORY_COLUMNS = {
-    "loss": ("loss", 1),
-    "accuracy": ("accuracy_pct", 100),
-    "val_loss": ("val_loss", 1),
-    "val_accuracy": ("val_accuracy_pct", 100),
-}
-
-
-def history_table(results: list[FitResult]) -> pd.DataFrame:
-    """Tidy per-epoch history: one row per fold and epoch; fold, epoch, loss, accuracy_pct, val_*."""
-    frames = [
-        pd.DataFrame(
-            {"fold": k, "epoch": np.arange(1, len(r.history["loss"]) + 1)}
-            | {column: scale * np.asarray(r.history[key]) for key, (column, scale) in HISTORY_COLUMNS.items()}
-        )
-        for k, r in enumerate(results, start=1)
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def save_model(path: Path, weights: list[np.ndarray], params: Params) -> None:
-    from digits.model import build_model
-
-    model = build_model(params.model.arch, params.optimizer.learning_rate, params.optimizer.momentum)
-    model.set_weights(weights)
-    with atomic_file(path) as tmp:
-        model.save(tmp)
-
-
 def main() -> None:
     params = load_params()
     x, y = load_prepared(PREPARED / "train.npz")
@@ -136,8 +69,8 @@ def main() -> None:
     metrics = cv_metrics(scores, {"source": source, "images": len(x)})
     with atomic_dir(FOLD_MODELS) as tmp:
         for k, result in enumerate(fold_results, start=1):
-            save_model(tmp / f"fold_{k}.keras", result.weights, params)
-    save_model(FINAL_MODEL, final.weights, params)
+            save_model(tmp / f"fold_{k}.keras", result)
+    save_model(FINAL_MODEL, final)
     with atomic_file(HISTORY) as tmp:
         history_table(fold_results).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_file(SCORES) as tmp:

@@ -28,8 +28,8 @@ def test_final_and_fold_models_are_declared_as_model_artifacts():
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return two_revisions(tmp_path_factory)
+def repo(trained_project, tmp_path_factory) -> Path:
+    return two_revisions(trained_project, tmp_path_factory)
 
 
 def test_dvc_artifacts_get_fetches_a_registered_model_version(repo, tmp_path):

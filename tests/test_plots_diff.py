@@ -11,14 +11,15 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, run
-from revisions import two_revisions
+from conftest import CHROMIUM, ROOT, chromium, run, screenshot
+from revisions import HEAD_EPOCHS, two_revisions
+
+from stages.plot import MAX_WIDTH_PX
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -34,8 +35,8 @@ PER_EPOCH = ["val_accuracy_per_fold", "val_loss_per_fold", "mean_accuracy", "mea
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return two_revisions(tmp_path_factory)
+def repo(trained_project, tmp_path_factory) -> Path:
+    return two_revisions(trained_project, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -63,17 +64,15 @@ def test_every_plot_holds_both_revisions(plots):
         assert sorted(e["revisions"][0] for e in plots["data"][name]) == sorted([BASE, HEAD]), name
 
 
-def test_accuracy_is_in_percent_and_both_revisions_trained_two_folds_two_epochs(plots):
+def test_accuracy_is_in_percent_per_fold_and_epoch_of_each_revision(plots):
     for name, column in (("val_accuracy_per_fold", "val_accuracy_pct"), ("mean_accuracy", "accuracy_pct")):
         values = [float(row[column]) for row in rows(plots, name)]
         assert 0 <= min(values) and max(values) <= 100 and max(values) > 1.5, (name, values)  # not 0..1
-    for rev in (BASE, HEAD):
-        folds = {
-            (row["fold"], row["epoch"]) for row in rows(plots, "val_accuracy_per_fold") if row["rev"] == rev
-        }
-        assert folds == {("1", "1"), ("1", "2"), ("2", "1"), ("2", "2")}
-        splits = {row["split"] for row in rows(plots, "mean_loss") if row["rev"] == rev}
-        assert splits == {"train", "validation"}
+    for rev, epochs in ((BASE, ["1"]), (HEAD, [str(e) for e in range(1, HEAD_EPOCHS + 1)])):
+        per_fold = {(r["fold"], r["epoch"]) for r in rows(plots, "val_accuracy_per_fold") if r["rev"] == rev}
+        assert per_fold == {(fold, epoch) for fold in ("1", "2") for epoch in epochs}, rev
+        mean = {(r["split"], r["epoch"]) for r in rows(plots, "mean_loss") if r["rev"] == rev}
+        assert mean == {(split, epoch) for split in ("train", "validation") for epoch in epochs}, rev
 
 
 def test_every_plot_has_a_title_caption_and_named_axes(plots):
@@ -153,24 +152,6 @@ def test_confusion_matrix_is_percent_of_each_actual_digit_whatever_the_test_size
     assert colours and all(c == colours[0] for c in colours), colours
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=20000",
-]
-
-
-def chromium(page: Path, profile: Path, *args: str) -> str:
-    return run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()], page.parent).stdout
-
-
 def sections(dom: str) -> dict[str, str]:
     """The page split into its plots: DVC gives each a ``<div id=...>``, in dvc.yaml's order."""
     starts = [(m.start(), m.group(1)) for m in re.finditer(r'<div id="(\w+)"', dom)]
@@ -196,7 +177,7 @@ def test_headless_chromium_draws_every_plot_with_both_revisions_apart(repo, tmp_
 
     run(["dvc", "plots", "diff", BASE, "-o", str(tmp_path / "page")], repo)
     page = tmp_path / "page" / "index.html"
-    dom = chromium(page, tmp_path / "profile", "--dump-dom")
+    dom = chromium(page.as_uri(), tmp_path, "--dump-dom")
     found = sections(dom)
     assert list(found) == [*VEGA, *(name.replace("/", "_").replace(".", "_") for name in IMAGES)]
     for name in VEGA:
@@ -216,10 +197,9 @@ def test_headless_chromium_draws_every_plot_with_both_revisions_apart(repo, tmp_
             assert sorted(rev for rev, _ in sources) == sorted([BASE, HEAD]), name
             for _, src in sources:
                 with Image.open(page.parent / src) as image:
-                    assert 400 <= image.width <= 640, (src, image.size)  # two side by side fit 1,400 px
+                    assert 400 <= image.width <= MAX_WIDTH_PX, (src, image.size)  # two fit 1,400 px
 
-    shot = tmp_path / "shot.png"
-    chromium(page, tmp_path / "profile", "--window-size=1400,4500", f"--screenshot={shot}")
+    shot = screenshot(page.as_uri(), tmp_path, size="1400,4500")  # the page a reviewer scrolls
     gray = np.asarray(Image.open(shot).convert("L"))
     top = gray[:1100]  # the Vega plots come first
     assert (top < 200).mean() > 0.02, f"the Vega plots look blank ({(top < 200).mean():.4f} ink)"

@@ -7,26 +7,25 @@ import pytest
 from conftest import make_params
 from PIL import Image
 
+from digits.cv import final_task
 from digits.errors import DataError
 from digits.predict import MAX_PIXELS, main, open_image, predict, to_mnist
-from stages.download import from_sample
-from stages.preprocess import prepare
-from stages.train import final_task, run_tasks
+from digits.prepared import prepare
+from digits.sources import from_sample
+from stages.train import run_tasks
 
 
 @pytest.fixture(scope="module")
 def model_and_digits(tmp_path_factory):
     """A model trained for 2 epochs on the 4,000 sample digits, and the 1,000 held-out ones."""
-    from digits.model import build_model
+    from digits.model import load_model
 
     sample = from_sample()
     x, y = prepare(sample["train"])
     [result] = run_tasks([final_task(len(x), 1)], x, y, make_params(epochs=2, cv__n_jobs=1))
-    model = build_model("baseline", 0.01, 0.9)
-    model.set_weights(result.weights)
     path = tmp_path_factory.mktemp("model") / "model.keras"
-    model.save(path)
-    return model, path, sample["test"]
+    path.write_bytes(result.model)
+    return load_model(path), path, sample["test"]
 
 
 def variants(digit: np.ndarray) -> dict[str, Image.Image]:
@@ -125,5 +124,5 @@ def test_blank_and_missing_images(tmp_path):
 def test_missing_model_says_to_run_dvc_repro(tmp_path):
     path = tmp_path / "digit.png"
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(path)
-    with pytest.raises(DataError, match="missing; train the model first: dvc repro"):
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
         main([str(path), "--model", str(tmp_path / "model.keras")])

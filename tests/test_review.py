@@ -24,8 +24,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return two_revisions(tmp_path_factory)
+def repo(trained_project, tmp_path_factory) -> Path:
+    return two_revisions(trained_project, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
