@@ -57,7 +57,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 # What review needs (dvc, the Vega renderer; no TensorFlow), pinned as in requirements.lock:
 # the review job in CI installs only this.
 $(VENV)/.installed-review: requirements-review.lock pyproject.toml
-	$(call install,requirements-review.lock,SIZE)
+	$(call install,requirements-review.lock,~70 MB)
 
 $(VENV)/.installed-dev: requirements-dev.lock pyproject.toml
 	$(call install,requirements-dev.lock,~600 MB)
