@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.colors import PowerNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator  # noqa: E402
 
 from digits import cli  # noqa: E402
 from digits.files import atomic_dir, atomic_file  # noqa: E402
@@ -40,16 +40,26 @@ def learning_curves(history: pd.DataFrame) -> Figure:
     folds = history["fold"].nunique()
     for ax, metric, label in zip(axes, ("loss", "accuracy_pct"), ("loss", "accuracy (%)"), strict=True):
         for _, fold in history.groupby("fold"):
-            ax.plot(fold["epoch"], fold[metric], color=SPLIT_COLOURS["train"], alpha=0.7)
-            ax.plot(fold["epoch"], fold[f"val_{metric}"], color=SPLIT_COLOURS["validation"], alpha=0.7)
+            # Markers too: a single epoch is a point, not a line.
+            for column, split in ((metric, "train"), (f"val_{metric}", "validation")):
+                ax.plot(fold["epoch"], fold[column], color=SPLIT_COLOURS[split], alpha=0.7, marker="o", ms=3)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
+    # Above the plots, where it never hides a line.
     axes[0].legend(
-        [Line2D([], [], color=colour) for colour in SPLIT_COLOURS.values()],
+        [Line2D([], [], color=colour, marker="o", ms=3) for colour in SPLIT_COLOURS.values()],
         [f"{split} (one line per fold)" for split in SPLIT_COLOURS],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 1.0),
+        ncol=2,
+        fontsize=9,
+        frameon=False,
     )
     axes[-1].set_xlabel("epoch")
-    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Whole epochs only, about ten at most, also when there is one; as the Vega plots do.
+    epochs = int(history["epoch"].max())
+    axes[-1].set_xlim(0.75, epochs + 0.25)
+    axes[-1].xaxis.set_major_locator(FixedLocator(range(1, epochs + 1, -(-epochs // 10))))
     fig.suptitle(
         f"Learning curves, {folds} folds\nvalidation flat or rising while train improves = overfitting",
         fontsize=10,

@@ -74,8 +74,12 @@ def test_every_metrics_and_plot_file_is_strict_json_or_csv(trained_project):
             strict_json(path)
         else:
             table = pd.read_csv(path)  # an empty cell, nan or inf would read as non-finite
+            # Numbers, but for mean_history's split column (train, validation)
+            labels = table.select_dtypes(exclude="number")
+            assert set(labels.columns) <= {"split"} and labels.isin(["train", "validation"]).all().all(), path
             numbers = table.select_dtypes("number").to_numpy(dtype=float)
-            assert len(table) and numbers.size == table.size and np.isfinite(numbers).all(), path
+            assert len(table) and numbers.size + labels.size == table.size, path
+            assert np.isfinite(numbers).all(), path
 
 
 def test_second_repro_runs_only_the_cheap_check_and_is_fast(project):

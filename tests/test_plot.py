@@ -62,6 +62,14 @@ def test_figures_are_valid_pngs_two_of_which_fit_side_by_side_on_a_page(tmp_path
             assert image.width <= MAX_WIDTH_PX, (name, image.size)  # dvc plots diff: 2 per 1,400 px
 
 
+def test_learning_curves_of_a_single_epoch_show_points_on_epoch_1():
+    figure = learning_curves(history(2, epochs=1))
+    for ax in figure.axes:
+        assert all(line.get_marker() == "o" and len(line.get_xdata()) == 1 for line in ax.lines)
+    low, high = figure.axes[1].get_xlim()
+    assert low < 1 < high and [t for t in figure.axes[1].get_xticks() if low <= t <= high] == [1]
+
+
 def test_confusion_matrix_is_percent_of_each_actual_digit_with_actual_on_rows():
     table = pd.DataFrame({"actual": [0, 0, 0, 0, 1] + [2] * 10, "predicted": [0, 0, 0, 6, 1] + [2] * 9 + [3]})
     percent, totals = class_percent(table)
