@@ -36,7 +36,7 @@ lint: $(VENV)/.installed-dev
 # it. uv does this in seconds: the uv on PATH, else one pip installs into .venv; pip alone is
 # the fallback. Either shows its progress.
 define install
-	@echo "setup: installing $(1) into $(VENV) (the first time on a machine: ~600 MB to download)"
+	@echo "setup: installing $(1) into $(VENV) (the first time on a machine: $(2) to download)"
 	@if ! command -v uv >/dev/null; then \
 	  test -x $(BIN)/python || $(PYTHON) -m venv $(VENV); \
 	  $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null; \
@@ -54,11 +54,17 @@ define install
 endef
 
 $(VENV)/.installed: requirements.lock pyproject.toml
-	$(call install,requirements.lock)
+	$(call install,requirements.lock,~600 MB)
+	@touch $(VENV)/.installed-review
+
+# What review needs (dvc, the Vega renderer; no TensorFlow), pinned as in requirements.lock:
+# the review job in CI installs only this.
+$(VENV)/.installed-review: requirements-review.lock pyproject.toml
+	$(call install,requirements-review.lock,~70 MB)
 
 $(VENV)/.installed-dev: requirements-dev.lock pyproject.toml
-	$(call install,requirements-dev.lock)
-	@touch $(VENV)/.installed
+	$(call install,requirements-dev.lock,~600 MB)
+	@touch $(VENV)/.installed $(VENV)/.installed-review
 
 # After a change to the dependencies in pyproject.toml: pin them, and all they need, again.
 lock:
@@ -66,13 +72,15 @@ lock:
 	  --output-file requirements.lock
 	uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --output-file requirements-dev.lock
+	uv pip compile --quiet requirements-review.in --constraint requirements.lock --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --output-file requirements-review.lock
 
 clean:
 	rm -rf $(VENV)
 
 # A report of params, metrics and plots against BASE, in review/report.md: make review BASE=main
 BASE ?= main
-review: $(VENV)/.installed
+review: $(VENV)/.installed-review
 	python -m digits.review $(BASE)
 
 # Plain tutorial script vs the pipeline, same data (MNIST_DIR) and params: make bench [ARGS=--quick]

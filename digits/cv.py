@@ -2,7 +2,7 @@
 
 ``KFold(folds, shuffle=True, random_state=seed)`` splits the training images;
 fold k is fitted with seed ``seed + k``, the final fit (every training image, no
-validation) with ``seed``. Accuracies in the metrics are percent.
+validation) with ``seed``. Accuracies are percent, in the metrics and the history alike.
 """
 
 from __future__ import annotations
@@ -53,15 +53,22 @@ def cv_metrics(scores: list[float], data: dict) -> dict:
     }
 
 
-HISTORY_COLUMNS = ["loss", "accuracy", "val_loss", "val_accuracy"]
+# Keras' history key -> (column, scale): accuracies in percent like every accuracy of the
+# project, and the column name says so.
+HISTORY_COLUMNS = {
+    "loss": ("loss", 1),
+    "accuracy": ("accuracy_pct", 100),
+    "val_loss": ("val_loss", 1),
+    "val_accuracy": ("val_accuracy_pct", 100),
+}
 
 
 def history_table(results: list[FitResult]) -> pd.DataFrame:
-    """Tidy per-epoch history: one row per fold and epoch, columns fold, epoch, *HISTORY_COLUMNS."""
+    """Tidy per-epoch history: one row per fold and epoch; fold, epoch, loss, accuracy_pct, val_*."""
     frames = [
         pd.DataFrame(
             {"fold": k, "epoch": np.arange(1, len(r.history["loss"]) + 1)}
-            | {column: r.history[column] for column in HISTORY_COLUMNS}
+            | {column: scale * np.asarray(r.history[key]) for key, (column, scale) in HISTORY_COLUMNS.items()}
         )
         for k, r in enumerate(results, start=1)
     ]

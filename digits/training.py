@@ -71,10 +71,11 @@ def _progress_callback(task: FitTask, epochs: int):
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
-            val = f"  val_accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
+            # Accuracies in percent, as everywhere in the project.
+            val = f"  val_accuracy {100 * logs['val_accuracy']:6.2f}%" if "val_accuracy" in logs else ""
             print(
                 f"{task.name:>9}  epoch {epoch + 1:>2}/{epochs}  loss {logs['loss']:.4f}"
-                f"  accuracy {logs['accuracy']:.4f}{val}  {time.perf_counter() - self.start:5.1f}s",
+                f"  accuracy {100 * logs['accuracy']:6.2f}%{val}  {time.perf_counter() - self.start:5.1f}s",
                 flush=True,
             )
 

@@ -6,8 +6,8 @@ The k fold fits and the final fit are k + 1 independent tasks, run side by side
 
 * ``metrics/cv.json``: mean and std of the fold accuracies in percent (numpy's
   population std, as the tutorial reports them), each fold's, and the data used;
-* ``plots/cv/history.csv``: per fold and epoch, loss/accuracy and their validation twins;
-* ``plots/cv/scores.csv``: the held-out accuracy of each fold;
+* ``plots/cv/history.csv``: per fold and epoch, loss and accuracy (%) and their validation twins;
+* ``plots/cv/scores.csv``: the held-out accuracy (%) of each fold;
 * ``models/folds/fold_<k>.keras`` (for the fold ensemble) and ``models/model.keras``.
 """
 
@@ -44,8 +44,8 @@ def main() -> None:
     with atomic_file(HISTORY) as tmp:
         history_table(fold_results).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_file(SCORES) as tmp:
-        fold_scores = metrics["fold_accuracy"].values()
-        pd.DataFrame({"fold": range(1, len(scores) + 1), "accuracy": fold_scores}).to_csv(tmp, index=False)
+        fold_scores = {"fold": range(1, len(scores) + 1), "accuracy_pct": metrics["fold_accuracy"].values()}
+        pd.DataFrame(fold_scores).to_csv(tmp, index=False)
     write_json(CV_METRICS, metrics)
     print(
         f"train: {params.cv.folds}-fold accuracy {metrics['accuracy_mean']:.2f}% "

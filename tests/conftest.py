@@ -203,9 +203,8 @@ def make_params(**overrides):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def screenshot(url: str, workdir: Path, size: str = "1000,1400") -> Path:
-    """A headless Chromium screenshot of ``url`` with no network, as ``workdir/shot.png``."""
-    shot = workdir / "shot.png"
+def chromium(url: str, workdir: Path, *args: str) -> str:
+    """Headless Chromium on ``url`` with no network and a fresh profile; its stdout (``--dump-dom``)."""
     flags = [
         "--headless",
         "--no-sandbox",
@@ -216,9 +215,13 @@ def screenshot(url: str, workdir: Path, size: str = "1000,1400") -> Path:
         "--disable-component-update",
         "--disable-sync",
         f"--user-data-dir={workdir / 'profile'}",
-        f"--window-size={size}",
         "--virtual-time-budget=10000",
-        f"--screenshot={shot}",
     ]
-    run([CHROMIUM, *flags, url], workdir)
+    return run([CHROMIUM, *flags, *args, url], workdir).stdout
+
+
+def screenshot(url: str, workdir: Path, size: str = "1000,1400") -> Path:
+    """A headless Chromium screenshot of ``url`` with no network, as ``workdir/shot.png``."""
+    shot = workdir / "shot.png"
+    chromium(url, workdir, f"--window-size={size}", f"--screenshot={shot}")
     return shot

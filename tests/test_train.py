@@ -67,8 +67,13 @@ def test_parallel_results_equal_sequential(small_train, tmp_path):
     # the folds learned something, and their histories are tidy
     assert all(r.val_accuracy > 0.3 for r in parallel[1:])
     table = history_table(parallel[1:])
-    assert list(table.columns) == ["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert list(table.columns) == ["fold", "epoch", "loss", "accuracy_pct", "val_loss", "val_accuracy_pct"]
     assert table["fold"].tolist() == [1, 2]
+    # accuracies in percent, like every accuracy of the project; losses as Keras gives them
+    fold_1 = parallel[1].history
+    assert table.loc[0, "val_accuracy_pct"] == pytest.approx(100 * fold_1["val_accuracy"][0])
+    assert table.loc[0, "accuracy_pct"] == pytest.approx(100 * fold_1["accuracy"][0])
+    assert table.loc[0, "loss"] == pytest.approx(fold_1["loss"][0])
 
 
 def test_dask_without_a_scheduler_is_caught_before_training(monkeypatch):
