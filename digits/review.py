@@ -11,7 +11,7 @@ pull-request workflow posts it with CML, which uploads the images; locally:
 
     python -m digits.review [BASE] [--out review]
 
-Only dvc and vl-convert are needed (requirements-review.txt), not TensorFlow.
+Only dvc and vl-convert are needed (requirements-review.lock), not TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,14 +21,16 @@ import json
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from digits import cli
 from digits.errors import PipelineError
-from digits.files import atomic_dir
 from digits.layout import CV_METRICS, TEST_METRICS
 from digits.render import vegalite_to_png
 
+MANIFEST = ".digits-review"  # in the report folder: the files this command wrote there
 WORKSPACE = "workspace"  # how DVC names the revision under review
 CV, TEST = str(CV_METRICS), str(TEST_METRICS)
 # (metrics file, key, label) of the headline rows, in order: what models are selected on first.
@@ -200,13 +202,37 @@ def build_report(base: str, folder: Path) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def publish(out: Path, build: Callable[[Path], str]) -> None:
+    """Write the report (``build`` fills a folder with images and returns the Markdown) into ``out``.
+
+    ``out`` is created, or it is a folder this command made before: then only the files it
+    wrote last time (listed in ``out/.digits-review``) are replaced. Never anything else: a
+    folder of other files (``docs``, ``.``) is refused.
+    """
+    manifest = out / MANIFEST
+    if out.exists() and not (out.is_dir() and (manifest.is_file() or not any(out.iterdir()))):
+        raise PipelineError(
+            f"--out {out}: exists and was not made by this command; give a new folder (default: review)"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as work:
+        folder = Path(work)
+        (folder / "report.md").write_text(build(folder))
+        written = sorted(path.name for path in folder.iterdir() if path.is_file())
+        previous = manifest.read_text().split() if manifest.is_file() else []
+        for name in set(previous) - set(written):
+            (out / Path(name).name).unlink(missing_ok=True)
+        for name in written:
+            (folder / name).replace(out / name)
+        manifest.write_text("\n".join(written) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m digits.review", description=__doc__.split("\n")[0])
     parser.add_argument("base", nargs="?", default="main", help="revision to compare with (default: main)")
     parser.add_argument("--out", type=Path, default=Path("review"), help="report folder (default: review)")
     args = parser.parse_args(argv)
-    with atomic_dir(args.out) as tmp:
-        (tmp / "report.md").write_text(build_report(args.base, tmp))
+    publish(args.out, lambda folder: build_report(args.base, folder))
     print(f"review: {args.out / 'report.md'}")
 
 

@@ -145,3 +145,33 @@ def test_a_sample_run_against_full_mnist_is_not_comparable():
     assert "training data: 60,000 mnist images in `main`, 4,000 sample images in this change" in line
     assert "test data: 10,000 mnist images in `main`, 1,000 sample images in this change" in line
     assert "-6.31" not in headline(sample, "main") and "not comparable" in headline(sample, "main")
+
+
+def fake_report(folder: Path) -> str:
+    (folder / "curves.png").write_bytes(b"\x89PNG")
+    return "# report\n"
+
+
+def test_out_never_deletes_what_review_did_not_create(tmp_path):
+    from digits.errors import PipelineError
+    from digits.review import publish
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text("mine")
+    for out in (docs, tmp_path):  # `--out docs`, `--out .`
+        with pytest.raises(
+            PipelineError, match=r"exists and was not made by this command; give a new folder"
+        ):
+            publish(out, fake_report)
+    assert (docs / "guide.md").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "docs"
+    ]
+
+    out = tmp_path / "review"
+    publish(out, fake_report)
+    assert sorted(p.name for p in out.iterdir()) == [".digits-review", "curves.png", "report.md"]
+    (out / "notes.md").write_text("a reviewer's own notes")  # added by hand: survives the next report
+    publish(out, lambda folder: "# report without images\n")
+    assert sorted(p.name for p in out.iterdir()) == [".digits-review", "notes.md", "report.md"]
+    assert (out / "report.md").read_text() == "# report without images\n"
