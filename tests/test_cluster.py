@@ -35,10 +35,19 @@ from digits.sources import from_sample
 BIN = Path(sys.executable).parent
 
 
+# This venv has the project installed (editable); a cluster machine has only the requirements.
+HIDE_PROJECT = """
+import sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+"""
+
+
 def cluster_env(folder: Path) -> dict[str, str]:
-    """This venv's programs, no PYTHONPATH, dask's scratch space in ``folder``."""
-    env = {key: value for key, value in project_env().items() if key != "PYTHONPATH"}
-    env["DASK_TEMPORARY_DIRECTORY"] = str(folder)
+    """This venv's programs without the project's own code, dask's scratch space in ``folder``."""
+    hide = folder / "hide-project"
+    hide.mkdir(exist_ok=True)
+    (hide / "sitecustomize.py").write_text(HIDE_PROJECT)
+    env = dict(project_env(), PYTHONPATH=str(hide), DASK_TEMPORARY_DIRECTORY=str(folder))
     return env
 
 
