@@ -139,5 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``digits-predict`` command."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()
