@@ -8,7 +8,10 @@ on garbage.
 
 from __future__ import annotations
 
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +75,19 @@ def load_prepared(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if problem:
         raise DataError(f"{path}: corrupt or hand-edited: {problem}; {fix}")
     return x, y
+
+
+@contextmanager
+def load_shared(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`load_prepared`, as read-only memory-mapped arrays, for as long as the block runs.
+
+    Worker processes map the same file pages instead of each getting (and this process
+    keeping) a private copy: joblib passes a memory-mapped array by its file name.
+    """
+    x, y = load_prepared(path)
+    with tempfile.TemporaryDirectory(prefix="digits-prepared-") as folder:
+        files = [Path(folder) / "x.npy", Path(folder) / "y.npy"]
+        for file, array in zip(files, (x, y), strict=True):
+            np.save(file, array)
+        del x, y  # from here on, only the mapped pages
+        yield tuple(np.load(file, mmap_mode="r") for file in files)

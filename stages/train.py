@@ -22,21 +22,21 @@ from digits.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARE
 from digits.mnist import read_source
 from digits.parallel import run_tasks
 from digits.params import load_params
-from digits.prepared import load_prepared
+from digits.prepared import load_shared
 
 
 def main() -> None:
     params = load_params()
-    x, y = load_prepared(PREPARED / "train.npz")
-    check_folds(y.argmax(axis=1), params.cv.folds)
     source = read_source(RAW)["source"]
-
-    folds = fold_tasks(len(x), params.cv.folds, params.seed)
-    # The final fit is the longest task: start it first so no core idles at the end.
-    final, *fold_results = run_tasks([final_task(len(x), params.seed), *folds], x, y, params)
+    with load_shared(PREPARED / "train.npz") as (x, y):
+        images = len(x)
+        check_folds(y.argmax(axis=1), params.cv.folds)
+        folds = fold_tasks(images, params.cv.folds, params.seed)
+        # The final fit is the longest task: start it first so no core idles at the end.
+        final, *fold_results = run_tasks([final_task(images, params.seed), *folds], x, y, params)
 
     scores = [r.val_accuracy for r in fold_results]
-    metrics = cv_metrics(scores, {"source": source, "images": len(x)})
+    metrics = cv_metrics(scores, {"source": source, "images": images})
     with atomic_dir(FOLD_MODELS) as tmp:
         for k, result in enumerate(fold_results, start=1):
             save_model(tmp / f"fold_{k}.keras", result)
@@ -49,7 +49,7 @@ def main() -> None:
     write_json(CV_METRICS, metrics)
     print(
         f"train: {params.cv.folds}-fold accuracy {metrics['accuracy_mean']:.2f}% "
-        f"(std {metrics['accuracy_std']:.2f}) on {len(x):,} {source} images; "
+        f"(std {metrics['accuracy_std']:.2f}) on {images:,} {source} images; "
         f"fit times {', '.join(f'{r.seconds:.0f}s' for r in [*fold_results, final])}"
     )
 
