@@ -10,6 +10,8 @@ averaged over folds, one row per split and epoch). Accuracies are in percent.
 
 from __future__ import annotations
 
+import math
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -103,7 +105,9 @@ CONFUSION_DARK = 40
 
 
 def percent_label(value: float) -> str:
-    """ "99", "12", "0.4": whole percent from 10 up, one decimal below."""
+    """ "12", "0.4", "99.5": whole percent from 10 to 99, else one decimal; "100" only when no error."""
+    if value >= 99:  # rounded down: 99.5% (5 errors in 1,028) must not read as 100
+        return "100" if value == 100 else f"{math.floor(value * 10) / 10:.1f}"
     return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
 
 

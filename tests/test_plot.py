@@ -84,8 +84,9 @@ def test_confusion_matrix_is_percent_of_each_actual_digit_with_actual_on_rows():
     assert ax.get_yticklabels()[2].get_text() == "2 (n=10)"
 
 
-def test_percent_labels_keep_one_decimal_below_ten():
-    assert [percent_label(v) for v in (99.04, 10, 9.96, 0.4, 100)] == ["99", "10", "10.0", "0.4", "100"]
+def test_percent_labels_keep_one_decimal_below_ten_and_never_round_up_to_100():
+    values = (98.6, 10, 9.96, 0.4, 100, 99.51, 99.99)
+    assert [percent_label(v) for v in values] == ["99", "10", "10.0", "0.4", "100", "99.5", "99.9"]
 
 
 def test_misclassified_shows_only_wrong_digits_up_to_count():
