@@ -10,8 +10,6 @@ averaged over folds, one row per split and epoch). Accuracies are in percent.
 
 from __future__ import annotations
 
-import math
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -105,10 +103,8 @@ CONFUSION_DARK = 40
 
 
 def percent_label(value: float) -> str:
-    """ "12", "0.4", "99.5": whole percent from 10 to 99, else one decimal; "100" only when no error."""
-    if value >= 99:  # rounded down: 99.5% (5 errors in 1,028) must not read as 100
-        return "100" if value == 100 else f"{math.floor(value * 10) / 10:.1f}"
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    """One decimal ("0.4", "98.8"); "100" only when there is no error (99.96 reads 99.9)."""
+    return "100" if value == 100 else f"{min(value, 99.9):.1f}"
 
 
 def confusion_matrix(predictions: pd.DataFrame) -> Figure:

@@ -145,7 +145,7 @@ def test_confusion_matrix_is_percent_of_each_actual_digit_whatever_the_test_size
     ]
     svg = vl_convert.vegalite_to_svg(spec)
     labels = svg_text(svg, "mark")
-    assert sorted(labels) == sorted(["80", "20", "100", "99.5", "0.5"] * 2), labels
+    assert sorted(labels) == sorted(["80.0", "20.0", "100", "99.5", "0.5"] * 2), labels
     assert sorted(column_headers(svg)) == ["large", "small"]
     # the same percent gets the same colour in both panels
     fills = re.findall(r'class="mark-rect role-mark[^"]*".*?</g>', svg, re.S)
