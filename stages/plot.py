@@ -103,8 +103,8 @@ CONFUSION_DARK = 40
 
 
 def percent_label(value: float) -> str:
-    """ "99", "12", "0.4": whole percent from 10 up, one decimal below."""
-    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+    """One decimal ("0.4", "98.8"); "100" only when there is no error (99.96 reads 99.9)."""
+    return "100" if value == 100 else f"{min(value, 99.9):.1f}"
 
 
 def confusion_matrix(predictions: pd.DataFrame) -> Figure:

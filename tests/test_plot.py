@@ -80,12 +80,13 @@ def test_confusion_matrix_is_percent_of_each_actual_digit_with_actual_on_rows():
     ax = figure.axes[0]
     assert ax.get_ylabel().startswith("actual") and ax.get_xlabel() == "predicted"
     labels = sorted(t.get_text() for t in ax.texts)
-    assert labels == sorted(["75", "25", "100", "90", "10"])
+    assert labels == sorted(["75.0", "25.0", "100", "90.0", "10.0"])
     assert ax.get_yticklabels()[2].get_text() == "2 (n=10)"
 
 
-def test_percent_labels_keep_one_decimal_below_ten():
-    assert [percent_label(v) for v in (99.04, 10, 9.96, 0.4, 100)] == ["99", "10", "10.0", "0.4", "100"]
+def test_percent_labels_have_one_decimal_and_never_round_up_to_100():
+    values = (98.84, 10, 9.96, 0.4, 100, 99.51, 99.99)
+    assert [percent_label(v) for v in values] == ["98.8", "10.0", "10.0", "0.4", "100", "99.5", "99.9"]
 
 
 def test_misclassified_shows_only_wrong_digits_up_to_count():
