@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import random
+import zipfile
 from pathlib import Path
 
 import keras
@@ -75,5 +76,5 @@ def load_model(path: Path) -> keras.Model:
         raise DataError(f"{path}: missing; train the model first: dvc repro")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # BadZipFile: bit rot, a bad CRC
         raise DataError(f"{path}: not a readable Keras model ({exc}); run: dvc repro -f train") from None
