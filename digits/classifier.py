@@ -65,9 +65,7 @@ class Classifier:
             raise DataError(f"{self.path}: a model for {shape} inputs, not 28x28x1 digits; {FIX}")
         if outputs[1:] != (NUM_CLASSES,):
             shape = "x".join(str(d) for d in outputs[1:])
-            raise DataError(
-                f"{self.path}: a model with {shape} outputs, not {NUM_CLASSES} digit classes; {FIX}"
-            )
+            raise DataError(f"{self.path}: a model with {shape} outputs, not {NUM_CLASSES} classes; {FIX}")
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """digits [N, 28, 28] -> probabilities [N, 10], each row checked to be a distribution."""
