@@ -1,128 +1,121 @@
+"""The predict command: a batch of images, one line per image, errors that do not stop the others."""
+
 import json
-import struct
-import zlib
 
 import numpy as np
 import pytest
-from conftest import make_params
 from PIL import Image
+from trained import mnist_split, model_file
 
-from digits.cv import final_task
+from digits import classifier as classifier_module
+from digits.classifier import UNSURE_BELOW, Answer
 from digits.errors import DataError
-from digits.parallel import run_tasks
-from digits.predict import MAX_PIXELS, main, open_image, predict, to_mnist
-from digits.prepared import prepare
-from digits.sources import from_sample
+from digits.predict import describe, main
 
 
 @pytest.fixture(scope="module")
-def model_and_digits(tmp_path_factory):
-    """A model trained for 2 epochs on the 4,000 sample digits, and the 1,000 held-out ones."""
-    from digits.model import load_model
-
-    sample = from_sample()
-    x, y = prepare(sample["train"])
-    [result] = run_tasks([final_task(len(x), 1)], x, y, make_params(epochs=2, cv__n_jobs=1))
-    path = tmp_path_factory.mktemp("model") / "model.keras"
-    path.write_bytes(result.model)
-    return load_model(path), path, sample["test"]
+def model(tmp_path_factory):
+    return model_file(tmp_path_factory)
 
 
-def variants(digit: np.ndarray) -> dict[str, Image.Image]:
-    """A 28x28 MNIST digit as a person might photograph or draw it."""
-    dark_on_light = Image.fromarray(255 - digit).resize((200, 200), Image.Resampling.BICUBIC)
-    off_centre = Image.new("L", (320, 260), 255)
-    off_centre.paste(dark_on_light, (10, 50))
-    rgba = Image.new("RGBA", (260, 260), (0, 0, 0, 0))  # transparent paper
-    ink = Image.fromarray(digit).resize((200, 200), Image.Resampling.BICUBIC)
-    rgba.paste(Image.new("RGBA", (200, 200), (20, 20, 120, 255)), (40, 20), mask=ink)
-    return {
-        "light_on_dark": Image.fromarray(digit),
-        "dark_on_light_200px": dark_on_light,
-        "off_centre_rgb": off_centre.convert("RGB"),
-        "rgba_transparent": rgba,
-    }
+@pytest.fixture
+def drawings(tmp_path) -> list:
+    """Three test digits as dark-on-light PNGs, and their labels."""
+    split = mnist_split("test")
+    if split is None:
+        from digits.sources import from_sample
 
-
-def test_transformed_test_digits_are_classified_as_well_as_the_originals(model_and_digits):
-    model, _, test = model_and_digits
-    images, labels = test.images[:300], test.labels[:300]
-    baseline = (np.argmax(model.predict(prepare(test)[0][:300], verbose=0), axis=1) == labels).mean()
-    assert baseline > 0.85
-    for name in variants(images[0]):
-        digits = np.stack([to_mnist(variants(image)[name]) for image in images])
-        assert digits.shape == (300, 28, 28) and digits.max() == pytest.approx(1)
-        accuracy = np.mean(
-            [g[0][0] == label for g, label in zip(predict(model, digits, 1), labels, strict=True)]
-        )
-        assert accuracy >= baseline - 0.05, (name, accuracy, baseline)
-
-
-def test_a_digit_is_centred_by_mass_within_20x20():
-    square = np.zeros((100, 60), np.uint8)
-    square[:, :] = 255
-    image = Image.new("L", (400, 300), 0)
-    image.paste(Image.fromarray(square), (5, 7))
-    digit = to_mnist(image)
-    rows, cols = np.flatnonzero(digit.any(axis=1) > 0), np.flatnonzero(digit.any(axis=0) > 0)
-    assert len(rows) == 20 and len(cols) == 12  # longest side 20, aspect kept
-    ys, xs = np.indices(digit.shape)
-    assert abs((ys * digit).sum() / digit.sum() - 14) <= 1
-    assert abs((xs * digit).sum() / digit.sum() - 14) <= 1
-
-
-def test_cli_prints_top_k_and_json(model_and_digits, tmp_path, capsys):
-    _, model_path, test = model_and_digits
+        split = from_sample()["test"]
     paths = []
     for i in range(3):
         paths.append(tmp_path / f"digit{i}.png")
-        variants(test.images[i])["dark_on_light_200px"].save(paths[-1])
-    main([*map(str, paths), "--top", "3", "--model", str(model_path)])
+        Image.fromarray(255 - split.images[i]).resize((200, 200), Image.Resampling.BICUBIC).save(paths[-1])
+    return paths, [int(y) for y in split.labels[:3]]
+
+
+def test_cli_prints_top_k_and_json(model, drawings, capsys):
+    paths, labels = drawings
+    main([*map(str, paths), "--top", "3", "--model", str(model)])
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 and lines[0].startswith(f"{paths[0]}: ") and lines[0].count("%") == 3
-    main([str(paths[0]), "--json", "--top", "2", "--model", str(model_path)])
+    assert len(lines) == 3
+    for path, label, line in zip(paths, labels, lines, strict=True):
+        assert line.startswith(f"{path}: {label} (") and line.count("%") == 3
+    main([str(paths[0]), "--json", "--top", "2", "--model", str(model)])
     record = json.loads(capsys.readouterr().out)
     assert record["image"] == str(paths[0]) and len(record["predictions"]) == 2
+    assert record["predictions"][0]["digit"] == labels[0] and record["unsure"] is False
     probabilities = [p["probability"] for p in record["predictions"]]
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1
 
 
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG claiming ``width`` x ``height`` pixels, with no real pixel data behind the claim."""
+def test_a_bad_image_does_not_stop_the_batch(model, drawings, tmp_path, capsys):
+    paths, labels = drawings
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    batch = [str(paths[0]), str(bad), str(paths[1])]
+    with pytest.raises(SystemExit) as stop:
+        main([*batch, "--model", str(model)])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 1
+    assert [line.split(":")[0] for line in out.splitlines()] == [batch[0], batch[2]]
+    assert err.splitlines() == [f"predict: error: {bad}: not an image this tool can read; give a PNG or JPEG"]
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"not deflate data")
-
-
-@pytest.mark.parametrize(
-    "content, message",
-    [
-        (b"", "empty file"),
-        (b"hello, not an image", "not an image this tool can read"),
-        (png_header_only(8000, 6000), f"8000x6000 pixels is over the limit of {MAX_PIXELS:,}"),
-        (png_header_only(100_000, 100_000), "too many pixels to decode safely"),
-        (png_header_only(20, 20), "damaged image"),
-    ],
-)
-def test_bad_files_are_refused(tmp_path, content, message):
-    path = tmp_path / "input.png"
-    path.write_bytes(content)
-    with pytest.raises(DataError, match=message):
-        open_image(path)
+    with pytest.raises(SystemExit):
+        main([*batch, "--json", "--model", str(model)])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"] for r in records] == batch
+    assert records[1] == {
+        "image": str(bad),
+        "error": f"{bad}: not an image this tool can read; give a PNG or JPEG",
+    }
+    assert [r["predictions"][0]["digit"] for r in (records[0], records[2])] == [labels[0], labels[1]]
 
 
-def test_blank_and_missing_images(tmp_path):
-    with pytest.raises(DataError, match="blank image, no digit found"):
-        to_mnist(Image.new("RGB", (50, 50), "white"))
-    with pytest.raises(DataError, match="no such file"):
-        open_image(tmp_path / "nothing.png")
+def test_only_bad_images_never_load_the_model(tmp_path, capsys):
+    bad = tmp_path / "empty.png"
+    bad.touch()
+    with pytest.raises(SystemExit) as stop:  # the model is missing: not even looked for
+        main([str(bad), str(tmp_path / "nothing.png"), "--model", str(tmp_path / "missing.keras")])
+    assert stop.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"predict: error: {bad}: empty file; give a PNG or JPEG image of a digit",
+        f"predict: error: {tmp_path / 'nothing.png'}: no such file",
+    ]
 
 
-def test_missing_model_says_to_run_dvc_repro(tmp_path):
-    path = tmp_path / "digit.png"
-    Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(path)
-    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
-        main([str(path), "--model", str(tmp_path / "model.keras")])
+class Unsure:
+    """A stand-in model that always hesitates between 4 and 9."""
+
+    input_shape, output_shape = (None, 28, 28, 1), (None, 10)
+
+    def predict_on_batch(self, x):
+        row = np.full(10, 0.02, np.float32)
+        row[4], row[9] = 0.47, 0.37
+        return np.tile(row, (len(x), 1))
+
+
+def test_an_unsure_answer_says_so(drawings, monkeypatch, capsys):
+    paths, _ = drawings
+    monkeypatch.setattr(
+        classifier_module.Classifier, "load", classmethod(lambda cls, path: cls(Unsure(), path))
+    )
+    main([str(paths[0]), "--model", "any.keras"])
+    assert capsys.readouterr().out == f"{paths[0]}: unsure: 4 or 9; 4 (47.0%), 9 (37.0%)\n"
+    main([str(paths[0]), "--json", "--model", "any.keras"])
+    record = json.loads(capsys.readouterr().out)
+    assert record["unsure"] is True and [p["digit"] for p in record["predictions"]] == [4]
+
+
+def test_describe_shows_the_top_k_or_at_least_two_when_unsure():
+    sure = Answer([(7, 0.991), (1, 0.005), (2, 0.004)])
+    unsure = Answer([(4, UNSURE_BELOW / 2), (9, 0.3), (7, 0.3)])
+    assert describe(sure, 1) == "7 (99.1%)"
+    assert describe(sure, 3) == "7 (99.1%), 1 (0.5%), 2 (0.4%)"
+    assert describe(unsure, 1) == "unsure: 4 or 9; 4 (40.0%), 9 (30.0%)"
+    assert describe(unsure, 3) == "unsure: 4 or 9; 4 (40.0%), 9 (30.0%), 7 (30.0%)"
+
+
+def test_missing_model_says_how_to_get_it(drawings, tmp_path):
+    paths, _ = drawings
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`, or re-create"):
+        main([str(paths[0]), "--model", str(tmp_path / "model.keras")])

