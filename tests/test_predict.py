@@ -117,5 +117,5 @@ def test_describe_shows_the_top_k_or_at_least_two_when_unsure():
 
 def test_missing_model_says_how_to_get_it(drawings, tmp_path):
     paths, _ = drawings
-    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`, or re-create"):
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
         main([str(paths[0]), "--model", str(tmp_path / "model.keras")])
