@@ -34,27 +34,27 @@ def is_noise(line: bytes) -> bool:
     return NOISE.match(line) is not None
 
 
-def _pump(source: int, sink: int, closing: threading.Event) -> None:
-    pending = b""
-    while True:
-        # Once the process is exiting, stop at the first pause: workers may hold the pipe open.
+def _filter(pending: bytes, chunk: bytes) -> tuple[bytes, bytes]:
+    """What of ``pending + chunk`` to write now, and the partial line to hold back."""
+    lines = (pending + chunk).split(b"\n")
+    pending = lines.pop()
+    out = b"".join(line + b"\n" for line in lines if not is_noise(line))
+    # A partial line (a progress bar redrawn with \r) goes out at once unless it may be noise.
+    if pending and not MAYBE_NOISE.match(pending):
+        out, pending = out + pending, b""
+    return out, pending
+
+
+def _pump(source: int, sink: int, closing: threading.Event, state: dict) -> None:
+    while not closing.is_set():
         if not select.select([source], [], [], 0.1)[0]:
-            if closing.is_set():
-                break
             continue
         chunk = os.read(source, 1 << 16)
         if not chunk:
             break
-        lines = (pending + chunk).split(b"\n")
-        pending = lines.pop()
-        out = b"".join(line + b"\n" for line in lines if not is_noise(line))
-        # A partial line (a progress bar redrawn with \r) goes out at once unless it may be noise.
-        if pending and not MAYBE_NOISE.match(pending):
-            out, pending = out + pending, b""
+        out, state["pending"] = _filter(state["pending"], chunk)
         if out:
             os.write(sink, out)
-    if pending and not is_noise(pending):
-        os.write(sink, pending)
 
 
 def install() -> None:
@@ -68,14 +68,30 @@ def install() -> None:
     os.dup2(sink, 2)
     os.close(sink)
     closing = threading.Event()
-    pump = threading.Thread(target=_pump, args=(source, terminal, closing), name="stderr-filter", daemon=True)
+    state = {"pending": b""}
+    pump = threading.Thread(
+        target=_pump, args=(source, terminal, closing, state), name="stderr-filter", daemon=True
+    )
     pump.start()
 
     def restore() -> None:
-        # Pass on the last lines (an error message), then write to the terminal directly again.
+        # Write to the terminal directly again, stop the reader, then pass on what is still in
+        # the pipe (the last lines: an error message) from here, whatever the reader managed.
         sys.stderr.flush()
         os.dup2(terminal, 2)
         closing.set()
-        pump.join(timeout=5)
+        pump.join(timeout=1)
+        os.set_blocking(source, False)
+        rest = b""
+        try:
+            while chunk := os.read(source, 1 << 16):
+                rest += chunk
+        except BlockingIOError:
+            pass  # a worker still holds the pipe open: nothing more now
+        out, pending = _filter(state["pending"], rest)
+        if not is_noise(pending):
+            out += pending
+        if out:
+            os.write(terminal, out)
 
     atexit.register(restore)
