@@ -3,10 +3,12 @@
     make bench                  # full MNIST, full protocol (about 17 minutes here)
     make bench ARGS=--quick     # 6,000 training images, 2 epochs (about 2 minutes)
 
-Needs the full MNIST in MNIST_DIR (default: ../shared/data/mnist). The pipeline runs
-from a clean DVC state (``dvc repro -f``) in a fresh clone of this repository's HEAD.
-Reports wall time, peak memory (PSS of all processes of the run, summed), CV mean/std, test
-accuracy and the ratio pipeline/plain, as a Markdown table; ``--out`` also saves it.
+Needs the full MNIST in MNIST_DIR (default: ../shared/data/mnist). The pipeline is timed
+as a new user meets it: a fresh clone of this repository's HEAD, no virtual environment,
+then ``make setup`` and ``make run``: their sum is the time to first result (set-up,
+pipeline, plots page and summary). Reports wall time, peak memory (PSS of all processes of
+the run, summed), CV mean/std, test accuracy and the ratio pipeline/plain, as a Markdown
+table; ``--out`` also saves it.
 """
 
 from __future__ import annotations
@@ -77,11 +79,17 @@ def run_pipeline(limit: int | None, epochs: int, env: dict[str, str], tmp: Path)
     params["model"]["arch"] = "baseline"
     params["optimizer"].update(learning_rate=0.01, momentum=0.9)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    wall, rss = measure(["dvc", "repro", "-f"], repo, env)
+    # The clone's own environment, not this one's: make creates it.
+    clean = {key: value for key, value in env.items() if key != "VIRTUAL_ENV"}
+    clean["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(str(ROOT)))
+    setup, _ = measure(["make", "setup"], repo, clean)
+    wall, rss = measure(["make", "run"], repo, clean)
     cv = json.loads((repo / "metrics/cv.json").read_text())
     test = json.loads((repo / "metrics/test.json").read_text())
     return {
+        "setup_s": setup,
         "wall_s": wall,
+        "first_result_s": setup + wall,
         "peak_memory_gb": rss,
         "cv_mean": cv["accuracy_mean"],
         "cv_std": cv["accuracy_std"],
@@ -92,7 +100,7 @@ def run_pipeline(limit: int | None, epochs: int, env: dict[str, str], tmp: Path)
 
 def table(plain: dict, ours: dict, title: str) -> str:
     rows = [
-        ("wall time (s)", "wall_s", "{:.0f}"),
+        ("wall time: script / `make run` (s)", "wall_s", "{:.0f}"),
         ("peak memory (GB, summed PSS)", "peak_memory_gb", "{:.2f}"),
         ("CV mean (%)", "cv_mean", "{:.2f}"),
         ("CV std", "cv_std", "{:.2f}"),
@@ -108,6 +116,8 @@ def table(plain: dict, ours: dict, title: str) -> str:
         ratio = f"{ours[key] / plain[key]:.2f}x" if key in ("wall_s", "peak_memory_gb") else ""
         lines.append(f"| {label} | {fmt.format(plain[key])} | {fmt.format(ours[key])} | {ratio} |")
     lines.append(f"| fold-ensemble test accuracy (%) | | {ours['ensemble_accuracy']:.2f} | |")
+    lines.append(f"| set-up: fresh virtual environment (s) | | {ours['setup_s']:.0f} | |")
+    lines.append(f"| **time to first result: clone → results (s)** | | **{ours['first_result_s']:.0f}** | |")
     return "\n".join(lines) + "\n"
 
 
@@ -126,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="digits-bench-") as tmp:
         print("bench: plain tutorial script ...", flush=True)
         plain = run_plain(limit, epochs, env, Path(tmp))
-        print("bench: pipeline, dvc repro -f ...", flush=True)
+        print("bench: pipeline, fresh clone: make setup, make run ...", flush=True)
         ours = run_pipeline(limit, epochs, env, Path(tmp))
     size = f"{limit:,} training images" if limit else "full MNIST (60,000 + 10,000)"
     title = f"{size}, 5-fold CV + final fit, {epochs} epochs, batch 32, {os.cpu_count()} cores"

@@ -11,3 +11,7 @@ class ParamsError(PipelineError, ValueError):
 
 class DataError(PipelineError, ValueError):
     """A data file is missing, corrupt or not what the pipeline expects."""
+
+
+# What to say when a pipeline output is missing: DVC's cache usually still has it.
+RESTORE = "restore it from DVC's cache with `dvc checkout`, or re-create it with `dvc repro`"

@@ -32,7 +32,7 @@ def decode_idx(data: bytes, name: str, ndim: int) -> np.ndarray:
 
     ``name`` is the file's name, for the error message.
     """
-    fix = "delete it and run the download stage again (dvc repro -f download)"
+    fix = "re-create it: dvc repro -f download"
     if len(data) == 0:
         raise DataError(f"{name}: empty file; {fix}")
     if len(data) < 4 or data[:3] != bytes([0, 0, UBYTE]) or data[3] != ndim:
@@ -66,10 +66,7 @@ def require_gzip(data: bytes, name: str) -> None:
     """Raise :class:`DataError` unless ``data`` starts like a gzip stream."""
     if data[:2] != GZIP_MAGIC:
         start = data[:16].decode("latin-1")
-        raise DataError(
-            f"{name}: not gzip (starts with {start!r}); the mirror served something else, "
-            "such as an error page; delete it and re-run, or set MNIST_DIR to the canonical files"
-        )
+        raise DataError(f"{name}: not gzip (starts with {start!r}); not the canonical file (an error page?)")
 
 
 def gunzip(data: bytes, name: str) -> bytes:
@@ -78,6 +75,4 @@ def gunzip(data: bytes, name: str) -> bytes:
     try:
         return gzip.decompress(data)
     except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(
-            f"{name}: damaged or truncated gzip ({exc}); delete it and download it again"
-        ) from None
+        raise DataError(f"{name}: damaged or truncated gzip ({exc}); not the canonical file") from None

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+WANTED = Path("data/wanted.json")  # validate: which data download should provide
 RAW = Path("data/raw")  # download: canonical IDX files and source.json
 PREPARED = Path("data/prepared")  # preprocess: train.npz, test.npz
 

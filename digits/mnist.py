@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from digits.errors import DataError
+from digits.errors import RESTORE, DataError
 from digits.idx import encode_idx, read_idx
 
 IMAGE_SHAPE = (28, 28)
@@ -108,7 +108,7 @@ def read_source(folder: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"{path}: missing; run the download stage (dvc repro download)") from None
+        raise DataError(f"{path}: missing; {RESTORE}") from None
     except json.JSONDecodeError:
         raise DataError(f"{path}: corrupt; run: dvc repro -f download") from None
 
@@ -123,7 +123,7 @@ def read_raw(folder: Path) -> tuple[dict[str, Split], dict]:
             for split, (images, labels) in FILES.items()
         }
     except FileNotFoundError as exc:
-        raise DataError(f"{exc.filename}: missing; run the download stage (dvc repro download)") from None
+        raise DataError(f"{exc.filename}: missing; {RESTORE}") from None
     for split, data in splits.items():
         check_split(data, f"{folder}/{FILES[split][0]}")
     return splits, info

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from digits.errors import DataError
+from digits.errors import RESTORE, DataError
 from digits.mnist import IMAGE_SHAPE, NUM_CLASSES
 
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
@@ -73,7 +73,7 @@ def load_model(path: Path) -> keras.Model:
     """Load a model for inference (``safe_mode``: no arbitrary code runs from the file)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: missing; train the model first: dvc repro")
+        raise DataError(f"{path}: missing; {RESTORE}")
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # BadZipFile: bit rot, a bad CRC

@@ -1,188 +1,218 @@
-"""The params.yaml contract: read once, validated, typed.
+"""The params.yaml contract: each key declared once, read the way DVC reads it.
 
-Every stage calls :func:`load_params` before doing any work. A bad value or an
-unknown key (``dvc exp run -S`` silently adds misspelled keys) stops the stage
-with a one-line :class:`ParamsError` naming the key, the value and what is
-allowed.
+Each key is declared below once, with its type, range, default and help (a
+pydantic field). ``params.yaml`` is parsed with ruamel.yaml's safe loader, as
+DVC parses it (YAML 1.2), so ``seed: 010`` is 10 here as in ``dvc.lock``, not 8
+as YAML 1.1 would read it. Every key must be present (no hidden defaults), no
+unknown key is allowed (``dvc exp run -S +key=...`` adds misspelled keys
+silently), and a bad value stops with a one-line :class:`ParamsError` naming the
+key, the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from dataclasses import dataclass
+import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
-import yaml
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from digits.errors import ParamsError
 
 PARAMS_FILE = Path("params.yaml")
 
-SOURCES = ("auto", "mnist", "sample")
-ARCHS = ("baseline", "batchnorm", "deeper")
-BACKENDS = ("loky", "dask")
+# Seeds feed NumPy's and scikit-learn's generators, which take 0 .. 2**32 - 1; fold k
+# uses seed + k, so the seed stays below 2**31 and the folds below 100.
+MAX_SEED = 2**31 - 1
+SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ucx|ws|wss)://[^\s:/]+:\d{1,5}$")
 
 
-@dataclass(frozen=True)
-class DataParams:
-    source: str
-    limit: int | None
+class _Section(BaseModel):
+    # strict: `epochs: true` or `epochs: 1.5` is a typo, not a number; no NaN or inf anywhere.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
-@dataclass(frozen=True)
-class CVParams:
-    folds: int
-    n_jobs: int | None
-    backend: str
-    scheduler: str | None
+class DataParams(_Section):
+    source: Literal["auto", "mnist", "sample"] = Field(
+        "auto", description="auto: full MNIST if it can be had, else the bundled 5,000-digit sample"
+    )
+    limit: int | None = Field(
+        None, ge=10, description="a stratified, seeded subset of that many training images; null: all"
+    )
 
 
-@dataclass(frozen=True)
-class ModelParams:
-    arch: str
+class CVParams(_Section):
+    folds: int = Field(5, ge=2, le=99, description="k of the k-fold cross-validation")
+    n_jobs: int | None = Field(
+        None, ge=1, le=256, description="fits run side by side; null: one per core (results unchanged)"
+    )
+    backend: Literal["loky", "dask"] = Field(
+        "loky", description="loky: local processes; dask: a Dask cluster (results unchanged)"
+    )
+    scheduler: str | None = Field(
+        None, description="Dask scheduler address, tcp://host:port; null: $DASK_SCHEDULER_ADDRESS"
+    )
 
 
-@dataclass(frozen=True)
-class OptimizerParams:
-    learning_rate: float
-    momentum: float
+class ModelParams(_Section):
+    arch: Literal["baseline", "batchnorm", "deeper"] = Field(
+        "baseline", description="baseline (the tutorial's CNN), batchnorm, deeper"
+    )
 
 
-@dataclass(frozen=True)
-class PlotParams:
-    misclassified: int
+class OptimizerParams(_Section):
+    learning_rate: float = Field(0.01, gt=0, le=1, description="SGD learning rate")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
 
 
-@dataclass(frozen=True)
-class Params:
-    seed: int
-    epochs: int
-    batch_size: int
-    data: DataParams
-    cv: CVParams
-    model: ModelParams
-    optimizer: OptimizerParams
-    plot: PlotParams
+class PlotParams(_Section):
+    misclassified: int = Field(36, ge=0, le=100, description="misclassified test digits shown")
 
 
-@dataclass(frozen=True)
-class _Rule:
-    kind: tuple[type, ...]
-    allowed: str
-    ok: Callable[[Any], bool] = lambda value: True
-    nullable: bool = False
+class Params(_Section):
+    seed: int = Field(
+        1, ge=0, le=MAX_SEED, description="seeds the subset, the folds and every model (fold k: seed + k)"
+    )
+    epochs: int = Field(10, ge=1, le=1000, description="training epochs, for each fold and the final fit")
+    batch_size: int = Field(32, ge=1, le=60_000, description="images per SGD step")
+    data: DataParams = DataParams()
+    cv: CVParams = CVParams()
+    model: ModelParams = ModelParams()
+    optimizer: OptimizerParams = OptimizerParams()
+    plot: PlotParams = PlotParams()
 
 
-_INT = (int,)
-_NUMBER = (int, float)
-_STR = (str,)
-
-# Dotted key -> rule. The order is the order of the file.
-RULES: dict[str, _Rule] = {
-    "seed": _Rule(_INT, "an integer >= 0", lambda v: v >= 0),
-    "epochs": _Rule(_INT, "an integer >= 1", lambda v: v >= 1),
-    "batch_size": _Rule(_INT, "an integer >= 1", lambda v: v >= 1),
-    "data.source": _Rule(_STR, f"one of {', '.join(SOURCES)}", lambda v: v in SOURCES),
-    "data.limit": _Rule(_INT, "null or an integer >= 10 x cv.folds", nullable=True),
-    "cv.folds": _Rule(_INT, "an integer >= 2", lambda v: v >= 2),
-    "cv.n_jobs": _Rule(_INT, "null (all cores) or an integer >= 1", lambda v: v >= 1, nullable=True),
-    "cv.backend": _Rule(_STR, f"one of {', '.join(BACKENDS)}", lambda v: v in BACKENDS),
-    "cv.scheduler": _Rule(_STR, "null or a Dask scheduler address (tcp://host:port)", nullable=True),
-    "model.arch": _Rule(_STR, f"one of {', '.join(ARCHS)}", lambda v: v in ARCHS),
-    "optimizer.learning_rate": _Rule(_NUMBER, "a number > 0", lambda v: v > 0),
-    "optimizer.momentum": _Rule(_NUMBER, "a number in [0, 1)", lambda v: 0 <= v < 1),
-    "plot.misclassified": _Rule(_INT, "an integer from 0 to 100", lambda v: 0 <= v <= 100),
-}
+def _check_together(params: Params) -> Params:
+    """The checks that involve more than one key, or a pattern."""
+    limit, folds = params.data.limit, params.cv.folds
+    if limit is not None and limit < 10 * folds:
+        raise ParamsError(
+            f"params.yaml: data.limit is {limit}; it must be null or at least 10 x cv.folds = {10 * folds}"
+        )
+    scheduler = params.cv.scheduler
+    if scheduler is not None and not SCHEDULER_ADDRESS.match(scheduler):
+        raise ParamsError(
+            f"params.yaml: cv.scheduler is {scheduler!r}; it must be null or a Dask scheduler "
+            "address such as tcp://10.0.0.5:8786"
+        )
+    return params
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and any(rule.startswith(dotted + ".") for rule in RULES):
-            flat.update(_flatten(value, dotted + "."))
+def fields(model: type[BaseModel] = Params, prefix: str = "") -> dict[str, FieldInfo]:
+    """Every key as ``dotted.name -> field``, in the order of the file."""
+    flat: dict[str, FieldInfo] = {}
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            flat.update(fields(info.annotation, f"{prefix}{name}."))
         else:
-            flat[dotted] = value
+            flat[f"{prefix}{name}"] = info
     return flat
 
 
-def _check(key: str, value: Any) -> Any:
-    rule = RULES[key]
-    if value is None and rule.nullable:
-        return None
-    if rule.kind is _NUMBER and isinstance(value, str):
-        # PyYAML (YAML 1.1) reads 1e-3 as a string; DVC's YAML 1.2 reads a number.
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    # bool is an int in Python, but `epochs: true` is a typo, not a number.
-    if isinstance(value, bool) or not isinstance(value, rule.kind) or not rule.ok(value):
-        raise ParamsError(f"params.yaml: {key} is {value!r}; it must be {rule.allowed}")
-    return float(value) if rule.kind is _NUMBER else value
+def allowed(info: FieldInfo) -> str:
+    """What a field accepts, in words: ``an integer from 1 to 1000``, ``one of a, b``."""
+    kind = info.annotation
+    nullable = get_origin(kind) is not Literal and type(None) in get_args(kind)
+    if nullable:
+        kind = next(arg for arg in get_args(kind) if arg is not type(None))
+    if get_origin(kind) is Literal:
+        text = f"one of {', '.join(map(str, get_args(kind)))}"
+    else:
+        text = {int: "an integer", float: "a number", str: "a string"}[kind]
+        bounds = [
+            f"{symbol} {getattr(m, name)}"
+            for m in info.metadata
+            for kind, symbol, name in ((Ge, ">=", "ge"), (Gt, ">", "gt"), (Le, "<=", "le"), (Lt, "<", "lt"))
+            if isinstance(m, kind)
+        ]
+        if bounds:
+            text += " " + " and ".join(bounds)
+    return f"null or {text}" if nullable else text
+
+
+def _flatten(tree: dict, known: dict[str, FieldInfo], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and any(k.startswith(dotted + ".") for k in known):
+            flat.update(_flatten(value, known, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
 
 
 def parse_params(tree: Any) -> Params:
     """Validate the parsed YAML of params.yaml and return it typed."""
     if not isinstance(tree, dict):
         raise ParamsError("params.yaml: expected a mapping of keys; see the README for the keys")
-    flat = _flatten(tree)
+    known = fields()
+    flat = _flatten(tree, known)
     for key in flat:
-        if key not in RULES:
-            close = difflib.get_close_matches(key, RULES, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(RULES)}"
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
             raise ParamsError(f"params.yaml: unknown key {key!r}; {hint}")
-    for key in RULES:
+    for key, info in known.items():
         if key not in flat:
-            raise ParamsError(f"params.yaml: {key} is missing; it must be {RULES[key].allowed}")
-    v = {key: _check(key, value) for key, value in flat.items()}
-    if v["data.limit"] is not None and v["data.limit"] < 10 * v["cv.folds"]:
+            raise ParamsError(f"params.yaml: {key} is missing; it must be {allowed(info)}")
+    try:
+        params = Params.model_validate(tree)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        value = error["input"]
+        raise ParamsError(f"params.yaml: {key} is {value!r}; it must be {allowed(known[key])}") from None
+    return _check_together(params)
+
+
+def check_environment(params: Params) -> None:
+    """What the params need from outside params.yaml."""
+    if params.cv.backend == "dask" and not (params.cv.scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")):
         raise ParamsError(
-            f"params.yaml: data.limit is {v['data.limit']}; it must be null or at least "
-            f"10 x cv.folds = {10 * v['cv.folds']}"
+            "params.yaml: cv.backend is 'dask' but cv.scheduler is null and DASK_SCHEDULER_ADDRESS "
+            "is unset; give the scheduler address (tcp://host:8786) or use cv.backend: loky"
         )
-    return Params(
-        seed=v["seed"],
-        epochs=v["epochs"],
-        batch_size=v["batch_size"],
-        data=DataParams(source=v["data.source"], limit=v["data.limit"]),
-        cv=CVParams(
-            folds=v["cv.folds"],
-            n_jobs=v["cv.n_jobs"],
-            backend=v["cv.backend"],
-            scheduler=v["cv.scheduler"],
-        ),
-        model=ModelParams(arch=v["model.arch"]),
-        optimizer=OptimizerParams(
-            learning_rate=v["optimizer.learning_rate"], momentum=v["optimizer.momentum"]
-        ),
-        plot=PlotParams(misclassified=v["plot.misclassified"]),
-    )
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML exactly as DVC parses params.yaml: ruamel.yaml, safe loader, YAML 1.2."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(text)
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
     """Read and validate ``params.yaml``."""
+    from ruamel.yaml import YAMLError
+
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read it ({exc.strerror}); run from the project root") from None
     try:
-        tree = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        tree = read_yaml(text)
+    except YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise ParamsError(f"{path}: not valid YAML{line}; fix the syntax") from None
     return parse_params(tree)
 
 
-def main() -> None:
-    params = load_params()
-    print(f"params.yaml: valid ({params.cv.folds}-fold, {params.epochs} epochs, {params.model.arch})")
+def markdown_table() -> str:
+    """The README's table of params, made from the declarations above."""
+
+    def cell(value: Any) -> str:
+        return "null" if value is None else f"`{value}`" if isinstance(value, str) else str(value)
+
+    rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]
+    for key, info in fields().items():
+        rows.append(f"| `{key}` | {cell(info.default)} | {allowed(info)} | {info.description} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
-    from digits import cli
-
-    cli.run(main)
+    print(markdown_table())

@@ -79,5 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The ``digits-predict`` command."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -8,12 +8,16 @@ the same result wherever it runs.
 
 from __future__ import annotations
 
+import math
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from digits.errors import PipelineError
 from digits.params import Params
 
 # TensorFlow's CPU kernels split their sums by thread count, so the count is part of
@@ -36,7 +40,7 @@ class FitTask:
 class FitResult:
     name: str
     history: dict[str, list[float]]  # loss, accuracy[, val_loss, val_accuracy] per epoch
-    weights: list[np.ndarray]  # the trained model's weights, to rebuild it anywhere
+    model: bytes  # the trained model as a .keras archive: the caller needs no TensorFlow to save it
     seconds: float
 
     @property
@@ -67,14 +71,34 @@ def _progress_callback(task: FitTask, epochs: int):
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
-            val = f"  val_accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else ""
+            # Accuracies in percent, as everywhere in the project.
+            val = f"  val_accuracy {100 * logs['val_accuracy']:6.2f}%" if "val_accuracy" in logs else ""
             print(
                 f"{task.name:>9}  epoch {epoch + 1:>2}/{epochs}  loss {logs['loss']:.4f}"
-                f"  accuracy {logs['accuracy']:.4f}{val}  {time.perf_counter() - self.start:5.1f}s",
+                f"  accuracy {100 * logs['accuracy']:6.2f}%{val}  {time.perf_counter() - self.start:5.1f}s",
                 flush=True,
             )
 
     return EpochLine()
+
+
+def check_finite(task: FitTask, history: dict[str, list[float]], params: Params) -> None:
+    """A loss that became NaN or inf means training diverged: stop with the param to change."""
+    for key, values in history.items():
+        for epoch, value in enumerate(values, start=1):
+            if not math.isfinite(value):
+                raise PipelineError(
+                    f"{task.name}: {key} became {value} in epoch {epoch}: training diverged; lower "
+                    f"optimizer.learning_rate (now {params.optimizer.learning_rate}) and run it again"
+                )
+
+
+def to_bytes(model) -> bytes:
+    """``model`` as the bytes of its ``.keras`` archive."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.keras"
+        model.save(path)
+        return path.read_bytes()
 
 
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
@@ -93,19 +117,24 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
     validation = None
     if task.val_index is not None:
         validation = (x[task.val_index], y[task.val_index])
+    # Every image in order (the final fit): the arrays as they are, not a copy of them.
+    everything = np.array_equal(task.train_index, np.arange(len(x)))
     history = model.fit(
-        x[task.train_index],
-        y[task.train_index],
+        x if everything else x[task.train_index],
+        y if everything else y[task.train_index],
         epochs=params.epochs,
         batch_size=params.batch_size,
         validation_data=validation,
         validation_batch_size=INFERENCE_BATCH_SIZE,  # validation is inference only: cheap
-        callbacks=[_progress_callback(task, params.epochs)],
+        # Stop at the first non-finite loss instead of training on NaN to the end.
+        callbacks=[keras.callbacks.TerminateOnNaN(), _progress_callback(task, params.epochs)],
         verbose=0,
     )
+    history = {key: [float(v) for v in values] for key, values in history.history.items()}
+    check_finite(task, history, params)
     return FitResult(
         name=task.name,
-        history={key: [float(v) for v in values] for key, values in history.history.items()},
-        weights=model.get_weights(),
+        history=history,
+        model=to_bytes(model),
         seconds=time.perf_counter() - start,
     )

@@ -8,43 +8,15 @@ and the ensemble that averages the k fold models' softmax outputs. Writes
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 
 from digits import cli
+from digits.evaluation import ensemble_probabilities, load_models, test_metrics
 from digits.files import atomic_file, write_json
 from digits.layout import FINAL_MODEL, FOLD_MODELS, PREDICTIONS, PREPARED, RAW, TEST_METRICS
 from digits.mnist import read_source
-from digits.model import INFERENCE_BATCH_SIZE, load_model
 from digits.params import load_params
 from digits.prepared import load_prepared
-
-
-def load_models(paths: list[Path]) -> list:
-    # Each model traces its own predict function once; TensorFlow's retracing warning
-    # assumes a single model and would only be noise here.
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    return [load_model(path) for path in paths]
-
-
-def ensemble_probabilities(models: list, x: np.ndarray) -> np.ndarray:
-    """Mean of the models' softmax outputs: [N, 10]."""
-    return np.mean([model.predict(x, batch_size=INFERENCE_BATCH_SIZE, verbose=0) for model in models], axis=0)
-
-
-def test_metrics(labels: np.ndarray, probabilities: np.ndarray, ensemble: np.ndarray, data: dict) -> dict:
-    """Accuracy (percent) and cross-entropy loss of the final model, and the ensemble's accuracy."""
-    eps = 1e-7  # as Keras clips before the log
-    picked = probabilities[np.arange(len(labels)), labels]
-    return {
-        "accuracy": round(100 * float((probabilities.argmax(axis=1) == labels).mean()), 4),
-        "loss": round(float(-np.log(np.clip(picked, eps, 1)).mean()), 6),
-        "ensemble_accuracy": round(100 * float((ensemble.argmax(axis=1) == labels).mean()), 4),
-        "data": data,
-    }
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -55,11 +56,11 @@ def tiny_gz(monkeypatch) -> dict[str, bytes]:
     """Small generated ``.gz`` files, with the download stage told their checksums."""
     import hashlib
 
-    import stages.download
+    import digits.sources
 
     files = gz_files(make_splits())
     checksums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    monkeypatch.setattr(stages.download, "GZ_SHA256", checksums)
+    monkeypatch.setattr(digits.sources, "GZ_SHA256", checksums)
     return files
 
 
@@ -96,6 +97,8 @@ PROJECT_FILES = (
     ".gitignore",
     ".dvc/config",
     ".dvc/.gitignore",
+    ".dvc/offline.html",
+    ".dvc/plots",
 )
 
 
@@ -111,14 +114,51 @@ def copy_project(dest: Path, **overrides) -> Path:
         else:
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, dest / name)
-    for extra in (".dvc/plots", ".dvc/offline.html"):
-        if (ROOT / extra).exists():
-            (shutil.copytree if (ROOT / extra).is_dir() else shutil.copy)(ROOT / extra, dest / extra)
     write_params(dest / "params.yaml", **overrides)
     run(["git", "init", "-q", "-b", "main"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "pipeline"], dest)
     return dest
+
+
+# The pipeline on the bundled sample: 300 training images, 2 folds, 1 epoch.
+SMALL = dict(data__source="sample", data__limit=300, epochs=1, cv__folds=2, cv__n_jobs=2)
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages ``dvc repro`` or ``dvc exp run`` ran, in order, from its output."""
+    return re.findall(r"Running stage '(\w+)'", output)
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> Path:
+    """A git repository where ``dvc repro`` has run on SMALL and the results are committed.
+
+    Built once per session; tests that run commands in it take a copy (``project``).
+    """
+    repo = copy_project(tmp_path_factory.mktemp("trained"), **SMALL)
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == ["validate", "download", "preprocess", "train", "evaluate", "plot"]
+    (repo.parent / "repro.log").write_text(result.stdout + result.stderr)  # what the user saw
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "first run"], repo)
+    return repo
+
+
+@pytest.fixture
+def project(trained_project, tmp_path) -> Path:
+    """A private copy of ``trained_project`` (git history and DVC cache included) to change at will."""
+    return Path(shutil.copytree(trained_project, tmp_path / "project", symlinks=True))
+
+
+def snapshot(repo: Path, *names: str) -> dict[str, bytes]:
+    """The bytes of every file under ``names`` in ``repo``: to show that a failure changed nothing."""
+    files = {}
+    for name in names:
+        root = repo / name
+        for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
+            files[path.relative_to(repo).as_posix()] = path.read_bytes()
+    return files
 
 
 def params_tree(**overrides) -> dict:
@@ -137,8 +177,51 @@ def write_params(path: Path, **overrides) -> None:
     path.write_text(yaml.safe_dump(params_tree(**overrides), sort_keys=False))
 
 
+def assert_same_fits(a: list, b: list, folder: Path) -> None:
+    """Two runs of the same fits (lists of FitResult): same names, histories and weights, bit for bit."""
+    from digits.model import load_model
+
+    def weights(result) -> list[np.ndarray]:
+        path = folder / "model.keras"
+        path.write_bytes(result.model)
+        return load_model(path).get_weights()
+
+    assert [r.name for r in a] == [r.name for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra.history == rb.history
+        for wa, wb in zip(weights(ra), weights(rb), strict=True):
+            np.testing.assert_array_equal(wa, wb)
+
+
 def make_params(**overrides):
     """The committed params with ``overrides``, validated."""
     from digits.params import parse_params
 
     return parse_params(params_tree(**overrides))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium(url: str, workdir: Path, *args: str) -> str:
+    """Headless Chromium on ``url`` with no network and a fresh profile; its stdout (``--dump-dom``)."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={workdir / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
+    return run([CHROMIUM, *flags, *args, url], workdir).stdout
+
+
+def screenshot(url: str, workdir: Path, size: str = "1000,1400") -> Path:
+    """A headless Chromium screenshot of ``url`` with no network, as ``workdir/shot.png``."""
+    shot = workdir / "shot.png"
+    chromium(url, workdir, f"--window-size={size}", f"--screenshot={shot}")
+    return shot

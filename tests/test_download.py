@@ -2,14 +2,15 @@ import gzip
 import hashlib
 import http.server
 import io
+import os
 import threading
-from pathlib import Path
+import time
 
 import numpy as np
 import pytest
 from conftest import SHARED_MNIST, make_splits, needs_full_mnist
 
-import stages.download as download
+import digits.sources as sources
 from digits.errors import DataError
 from digits.idx import encode_idx
 from digits.mnist import FILES, IDX_SHA256, check_canonical, read_raw, write_raw
@@ -38,6 +39,8 @@ class Mirrors:
                 self.end_headers()
                 self.wfile.write(body)
 
+            do_HEAD = do_GET  # what validate's probe asks
+
             def log_message(self, *args):
                 pass
 
@@ -57,7 +60,7 @@ def mirrors(tiny_gz):
 
 
 def test_mirror_download_falls_through_failing_and_garbage_mirrors(mirrors, tmp_path):
-    splits = download.from_mirrors((mirrors.url("down"), mirrors.url("html"), mirrors.url("good")), tmp_path)
+    splits = sources.from_mirrors((mirrors.url("down"), mirrors.url("html"), mirrors.url("good")), tmp_path)
     expected = make_splits()
     for name in ("train", "test"):
         np.testing.assert_array_equal(splits[name].images, expected[name].images)
@@ -74,27 +77,27 @@ def test_mirror_download_falls_through_failing_and_garbage_mirrors(mirrors, tmp_
 
 def test_all_mirrors_failing_is_one_clear_error(mirrors, tmp_path):
     with pytest.raises(DataError, match="no mirror worked .*set MNIST_DIR.*data.source: sample"):
-        download.from_mirrors((mirrors.url("down"), mirrors.url("html")), tmp_path)
+        sources.from_mirrors((mirrors.url("down"), mirrors.url("html")), tmp_path)
     assert list(tmp_path.iterdir()) == []  # nothing half-downloaded left behind
 
 
 def test_plain_http_only_to_this_machine(tmp_path):
     with pytest.raises(ValueError, match="refusing to download over http"):
-        download.download("http://example.com/mnist/x.gz", tmp_path / "x.gz")
+        sources.download("http://example.com/mnist/x.gz", tmp_path / "x.gz")
 
 
 def test_mnist_dir_is_verified_by_checksum(tiny_gz, tmp_path):
     for name, data in tiny_gz.items():
         (tmp_path / name).write_bytes(data)
-    assert len(download.from_dir(tmp_path)["train"].labels) == 60
+    assert len(sources.from_dir(tmp_path)["train"].labels) == 60
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01" + bytes(4)))
     with pytest.raises(DataError, match=r"MNIST_DIR=.*t10k-labels-idx1-ubyte.gz: SHA-256 mismatch"):
-        download.from_dir(tmp_path)
+        sources.from_dir(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"cannot read t10k-labels-idx1-ubyte.gz \(No such file"):
-        download.from_dir(tmp_path)
+        sources.from_dir(tmp_path)
     with pytest.raises(DataError, match="no such folder"):
-        download.from_dir(tmp_path / "missing")
+        sources.from_dir(tmp_path / "missing")
 
 
 def test_keras_cache_is_verified(tmp_path, monkeypatch):
@@ -109,36 +112,85 @@ def test_keras_cache_is_verified(tmp_path, monkeypatch):
     )
     cache = tmp_path / "mnist.npz"
     cache.write_bytes(buffer.getvalue())
-    with pytest.raises(DataError, match="SHA-256 mismatch; delete it"):
-        download.from_keras_cache(cache)
-    monkeypatch.setattr(download, "KERAS_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
-    loaded = download.from_keras_cache(cache)
+    with pytest.raises(DataError, match="SHA-256 mismatch; not Keras' MNIST file"):
+        sources.from_keras_cache(cache)
+    monkeypatch.setattr(sources, "KERAS_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    loaded = sources.from_keras_cache(cache)
     np.testing.assert_array_equal(loaded["test"].labels, splits["test"].labels)
     assert loaded["test"].labels.dtype == np.uint8
 
 
 def test_sample_is_real_stratified_and_fixed():
-    splits = download.from_sample()
+    splits = sources.from_sample()
     assert splits["train"].images.shape == (4000, 28, 28) and splits["test"].images.shape == (1000, 28, 28)
     assert splits["train"].images.dtype == np.uint8 and splits["train"].images.max() == 255
     assert np.bincount(splits["test"].labels).tolist() == [100] * 10  # the sample has 500 per class
-    np.testing.assert_array_equal(download.from_sample()["test"].images, splits["test"].images)
+    np.testing.assert_array_equal(sources.from_sample()["test"].images, splits["test"].images)
 
 
-def test_auto_falls_back_to_sample_with_a_warning(monkeypatch, tmp_path, capsys):
+@pytest.fixture
+def nowhere(monkeypatch, tmp_path):
+    """No MNIST_DIR, no Keras cache, no mirror that answers."""
     monkeypatch.delenv("MNIST_DIR", raising=False)
-    monkeypatch.setattr(download, "KERAS_CACHE", tmp_path / "none.npz")
-    splits, source = download.fetch("auto", tmp_path, mirrors=("https://127.0.0.1:9/",))
-    assert source == "sample" and len(splits["test"].labels) == 1000
-    assert "WARNING: falling back to the 5,000-digit sample" in capsys.readouterr().err
-    with pytest.raises(DataError, match="no mirror worked"):
-        download.fetch("mnist", tmp_path, mirrors=("https://127.0.0.1:9/",))
+    monkeypatch.setattr(sources, "KERAS_CACHE", tmp_path / "none.npz")
+    monkeypatch.setenv("MNIST_MIRRORS", "http://127.0.0.1:9/")  # the discard port: refused at once
 
 
-def test_broken_mnist_dir_is_an_error_even_in_auto(monkeypatch, tmp_path):
+def test_auto_wants_the_sample_when_nothing_else_can_be_had(nowhere, tmp_path):
+    assert sources.wanted("auto", tmp_path / "raw") == (
+        "sample",
+        "no MNIST_DIR, no Keras cache and no mirror answered",
+    )
+    assert sources.wanted("mnist", tmp_path / "raw")[0] == "mnist"  # download will then say why not
+
+
+def test_auto_wants_mnist_once_any_source_has_it(nowhere, tmp_path, monkeypatch, mirrors):
+    raw = tmp_path / "raw"
+    monkeypatch.setenv("MNIST_MIRRORS", f"http://127.0.0.1:9/ {mirrors.url('good')}")
+    assert sources.wanted("auto", raw) == ("mnist", "a mirror answers")
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path))
+    assert sources.wanted("auto", raw) == ("mnist", "MNIST_DIR is set")
+    assert sources.wanted("sample", raw)[0] == "sample"
+
+
+def test_full_mnist_once_there_stays_without_network(nowhere, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_raw(raw, make_splits(), "mnist")
+    assert sources.wanted("auto", raw) == ("mnist", f"{raw} holds full MNIST")
+
+
+def test_broken_mnist_dir_is_an_error_that_never_says_delete(nowhere, monkeypatch, tmp_path):
     monkeypatch.setenv("MNIST_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match="no such folder"):
-        download.fetch("auto", tmp_path)
+    with pytest.raises(DataError, match="MNIST_DIR=.*nowhere: no such folder"):
+        sources.fetch_mnist(tmp_path / "raw", tmp_path)
+    (tmp_path / "bad").mkdir()
+    for name in sources.GZ_SHA256:
+        (tmp_path / "bad" / name).write_bytes(b"<html>not found</html>")
+    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "bad"))
+    with pytest.raises(DataError, match=r"MNIST_DIR=.*bad: .*not gzip.*; fix MNIST_DIR or unset it$") as err:
+        sources.fetch_mnist(tmp_path / "raw", tmp_path)
+    assert "delete" not in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "huge"])
+def test_mnist_dir_reads_are_bounded(tiny_gz, tmp_path, kind):
+    for name, data in tiny_gz.items():
+        (tmp_path / name).write_bytes(data)
+    target = tmp_path / "train-images-idx3-ubyte.gz"
+    target.unlink()
+    if kind == "fifo":
+        os.mkfifo(target)  # reading it would block forever
+    elif kind == "device":
+        target.symlink_to("/dev/zero")  # reading it would never end
+    else:
+        with open(target, "wb") as file:  # sparse: 10 GB that take no disk
+            file.truncate(10 << 30)
+    start = time.monotonic()
+    message = "not a regular file" if kind != "huge" else "10,737,418,240 bytes, far more than the MNIST file"
+    with pytest.raises(DataError, match=message):
+        sources.from_dir(tmp_path)
+    assert time.monotonic() - start < 5
 
 
 def test_raw_folder_round_trip_and_source_record(tmp_path):
@@ -156,34 +208,26 @@ def test_generated_data_is_not_canonical():
         check_canonical(make_splits())
 
 
-def test_failed_stage_leaves_nothing_behind(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(
-        (Path(__file__).parents[1] / "params.yaml").read_text().replace("source: auto", "source: mnist")
-    )
-    monkeypatch.setenv("MNIST_DIR", str(tmp_path / "empty"))
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="cannot read"):
-        download.main()
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["params.yaml"]
-    assert not Path("data/raw").exists()
-
-
 @needs_full_mnist
 def test_full_mnist_is_canonical_whichever_way_obtained(tmp_path, monkeypatch):
-    files = {name: (SHARED_MNIST / name).read_bytes() for name in download.GZ_SHA256}
+    files = {name: (SHARED_MNIST / name).read_bytes() for name in sources.GZ_SHA256}
     served = Mirrors(files)
     try:
         monkeypatch.delenv("MNIST_DIR", raising=False)
-        monkeypatch.setattr(download, "KERAS_CACHE", tmp_path / "none.npz")
-        mirrored, source = download.fetch("mnist", tmp_path, mirrors=(served.url("good"),))
+        monkeypatch.setattr(sources, "KERAS_CACHE", tmp_path / "none.npz")
+        monkeypatch.setenv("MNIST_MIRRORS", served.url("good"))
+        mirrored = sources.fetch_mnist(tmp_path / "raw", tmp_path)
     finally:
         served.server.shutdown()
     monkeypatch.setenv("MNIST_DIR", str(SHARED_MNIST))
-    local, _ = download.fetch("mnist", tmp_path)
-    assert source == "mnist"
+    local = sources.fetch_mnist(tmp_path / "raw", tmp_path)
+    (tmp_path / "raw").mkdir()
+    write_raw(tmp_path / "raw", local, "mnist")
+    monkeypatch.delenv("MNIST_DIR")
+    again = sources.fetch_mnist(tmp_path / "raw", tmp_path)  # from data/raw itself, no other source
     for split, count in {"train": 60_000, "test": 10_000}.items():
         assert len(mirrored[split].labels) == count
-        for name, a, b in zip(FILES[split], mirrored[split], local[split], strict=True):
+        for name, a, b, c in zip(FILES[split], mirrored[split], local[split], again[split], strict=True):
             assert hashlib.sha256(encode_idx(a)).hexdigest() == IDX_SHA256[name]
             np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)

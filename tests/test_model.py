@@ -35,7 +35,7 @@ def test_deeper_adds_a_conv_block():
 
 
 def test_load_model_errors(tmp_path):
-    with pytest.raises(DataError, match="missing; train the model first: dvc repro"):
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
         load_model(tmp_path / "model.keras")
     (tmp_path / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable Keras model"):

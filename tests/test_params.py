@@ -1,8 +1,10 @@
+import re
+
 import pytest
 from conftest import ROOT, params_tree
 
 from digits.errors import ParamsError
-from digits.params import load_params, parse_params
+from digits.params import Params, allowed, fields, load_params, parse_params
 
 
 def with_value(key: str, value) -> dict:
@@ -25,7 +27,23 @@ def test_committed_params_are_valid_and_typed():
         ("batch_size", 0, "batch_size is 0"),
         ("cv.folds", 1, "cv.folds is 1; it must be an integer >= 2"),
         ("optimizer.learning_rate", 0, "optimizer.learning_rate is 0; it must be a number > 0"),
-        ("optimizer.momentum", 1.0, "optimizer.momentum is 1.0; it must be a number in [0, 1)"),
+        ("optimizer.momentum", 1.0, "optimizer.momentum is 1.0; it must be a number >= 0 and < 1"),
+        ("optimizer.learning_rate", float("inf"), "optimizer.learning_rate is inf; it must be a number > 0"),
+        ("optimizer.learning_rate", float("nan"), "optimizer.learning_rate is nan"),
+        (
+            "optimizer.learning_rate",
+            50.0,
+            "learning_rate is 50.0; it must be a number > 0 and <= 1",
+        ),
+        ("seed", 2**32, "seed is 4294967296; it must be an integer >= 0 and <= 2147483647"),
+        ("cv.folds", 100, "cv.folds is 100; it must be an integer >= 2 and <= 99"),
+        (
+            "cv.scheduler",
+            "localhost",
+            "scheduler is 'localhost'; it must be null or a Dask scheduler address",
+        ),
+        ("cv.scheduler", "tcp://host:port", "cv.scheduler is 'tcp://host:port'"),
+        ("epochs", 2.0, "epochs is 2.0; it must be an integer"),
         ("optimizer.momentum", -0.1, "optimizer.momentum is -0.1"),
         ("data.source", "kaggle", "data.source is 'kaggle'; it must be one of auto, mnist, sample"),
         ("model.arch", "resnet", "model.arch is 'resnet'; it must be one of baseline, batchnorm, deeper"),
@@ -44,9 +62,51 @@ def test_integer_learning_rate_is_accepted_as_float():
     assert parse_params(with_value("optimizer.learning_rate", 1)).optimizer.learning_rate == 1.0
 
 
-def test_exponent_notation_is_a_number():
-    # PyYAML reads `learning_rate: 1e-3` as the string "1e-3"; DVC reads a number.
-    assert parse_params(with_value("optimizer.learning_rate", "1e-3")).optimizer.learning_rate == 0.001
+def params_text(**replace: str) -> str:
+    """The committed params.yaml as text, with whole lines replaced: ``epochs="epochs: 1:00"``."""
+    text = (ROOT / "params.yaml").read_text()
+    for key, line in replace.items():
+        text, count = re.subn(rf"(?m)^(\s*){key}:.*$", lambda m, line=line: m.group(1) + line, text)
+        assert count == 1, key
+    return text
+
+
+def load_text(tmp_path, text: str):
+    (tmp_path / "params.yaml").write_text(text)
+    return load_params(tmp_path / "params.yaml")
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["seed: 010", "seed: 0o17", "learning_rate: 1e-3", "learning_rate: 1E-2", "limit: ~", "folds: 0x5"],
+)
+def test_values_read_exactly_as_dvc_reads_them(tmp_path, line):
+    from dvc.utils.serialize import parse_yaml
+
+    text = params_text(**{line.split(":")[0]: line})
+    params = load_text(tmp_path, text)
+    dvc_tree = parse_yaml(text, "params.yaml")  # what dvc.lock records
+    assert params.model_dump() == dvc_tree
+
+
+def test_yaml_1_1_readings_are_not_used(tmp_path):
+    # PyYAML (YAML 1.1) reads 010 as 8 and 1:00 as 60; DVC records 10 and "1:00".
+    assert load_text(tmp_path, params_text(seed="seed: 010")).seed == 10
+    with pytest.raises(ParamsError, match=r"^params.yaml: epochs is '1:00'; it must be an integer"):
+        load_text(tmp_path, params_text(epochs="epochs: 1:00"))
+    with pytest.raises(ParamsError, match=r"^params.yaml: seed is 'yes'; it must be an integer"):
+        load_text(tmp_path, params_text(seed="seed: yes"))
+
+
+def test_committed_params_are_the_declared_defaults():
+    assert load_params(ROOT / "params.yaml") == Params()
+
+
+def test_every_key_has_help_and_says_what_it_allows():
+    for key, info in fields().items():
+        assert info.description, key
+        assert allowed(info).startswith(("an integer", "a number", "one of", "null or", "a string")), key
+    assert allowed(fields()["cv.n_jobs"]) == "null or an integer >= 1 and <= 256"
 
 
 def test_misspelled_key_suggests_the_right_one():
@@ -73,3 +133,9 @@ def test_unreadable_or_invalid_yaml(tmp_path):
     (tmp_path / "params.yaml").write_text("epochs: [1\n")
     with pytest.raises(ParamsError, match="not valid YAML at line"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_readme_table_is_made_from_the_declarations():
+    from digits.params import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text()

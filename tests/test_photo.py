@@ -37,7 +37,7 @@ def test_split():
     """300 MNIST test digits, or the sample's held-out digits without the full files."""
     split = mnist_split("test")
     if split is None:
-        from stages.download import from_sample
+        from digits.sources import from_sample
 
         split = from_sample()["test"]
     return split.images[:300], split.labels[:300]

@@ -23,7 +23,7 @@ def drawings(tmp_path) -> list:
     """Three test digits as dark-on-light PNGs, and their labels."""
     split = mnist_split("test")
     if split is None:
-        from stages.download import from_sample
+        from digits.sources import from_sample
 
         split = from_sample()["test"]
     paths = []
@@ -115,7 +115,7 @@ def test_describe_shows_the_top_k_or_at_least_two_when_unsure():
     assert describe(unsure, 3) == "unsure: 4 or 9; 4 (40.0%), 9 (30.0%), 7 (30.0%)"
 
 
-def test_missing_model_says_to_run_dvc_repro(drawings, tmp_path):
+def test_missing_model_says_how_to_get_it(drawings, tmp_path):
     paths, _ = drawings
-    with pytest.raises(DataError, match="missing; train the model first: dvc repro"):
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
         main([str(paths[0]), "--model", str(tmp_path / "model.keras")])

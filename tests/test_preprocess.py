@@ -4,8 +4,7 @@ from conftest import make_splits
 
 from digits.errors import DataError
 from digits.mnist import Split
-from digits.prepared import load_prepared, save_prepared
-from stages.preprocess import prepare, stratified_subset
+from digits.prepared import load_prepared, prepare, save_prepared, stratified_subset
 
 
 def test_prepare_shapes_dtypes_range_and_one_hot():
@@ -70,7 +69,7 @@ def test_corrupt_or_missing_prepared_file(tmp_path):
     (tmp_path / "train.npz").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(DataError, match="corrupt or not written by preprocess"):
         load_prepared(tmp_path / "train.npz")
-    with pytest.raises(DataError, match="missing; run: dvc repro preprocess"):
+    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
         load_prepared(tmp_path / "test.npz")
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, make_splits, project_env, write_params
 
-import stages.download as download
+import digits.sources as sources
 from digits import cli
 from digits.errors import DataError
 from digits.files import atomic_dir, write_json
@@ -46,8 +46,8 @@ def test_mnist_dir_entry_that_cannot_be_read(tiny_gz, tmp_path):
         (tmp_path / name).write_bytes(data)
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
     (tmp_path / "train-labels-idx1-ubyte.gz").mkdir()  # unreadable as a file, even for root
-    with pytest.raises(DataError, match=r"cannot read train-labels-idx1-ubyte.gz \(Is a directory\)"):
-        download.from_dir(tmp_path)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte.gz: not a regular file"):
+        sources.from_dir(tmp_path)
 
 
 def test_mirror_that_times_out(tiny_gz, tmp_path, monkeypatch):
@@ -56,10 +56,10 @@ def test_mirror_that_times_out(tiny_gz, tmp_path, monkeypatch):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()  # accepts connections, never answers
-    monkeypatch.setattr(download, "TIMEOUT_S", 0.5)
+    monkeypatch.setattr(sources, "TIMEOUT_S", 0.5)
     start = time.monotonic()
     with pytest.raises(DataError, match="no mirror worked .*timed out"):
-        download.from_mirrors((f"http://127.0.0.1:{listener.getsockname()[1]}/",), tmp_path)
+        sources.from_mirrors((f"http://127.0.0.1:{listener.getsockname()[1]}/",), tmp_path)
     assert time.monotonic() - start < 10
     listener.close()
 
@@ -71,7 +71,7 @@ def test_wrong_content_behind_a_right_name_is_caught(tiny_gz, tmp_path):
         if other != name:
             (tmp_path / other).write_bytes(data)
     with pytest.raises(DataError, match="SHA-256 mismatch"):
-        download.from_dir(tmp_path)
+        sources.from_dir(tmp_path)
 
 
 def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
@@ -91,7 +91,7 @@ def test_disk_full_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys)
 
     stage.__module__ = "stages.download"
     with pytest.raises(SystemExit) as exit_:
-        cli.run(stage)
+        cli.run(stage, filter_stderr=False)
     assert re.fullmatch(
         r"download: error: disk full while writing .*train-labels-idx1-ubyte; "
         r"free some space and run it again",
@@ -117,7 +117,7 @@ def small_project(tmp_path):
     write_params(
         tmp_path / "params.yaml", data__source="sample", data__limit=2000, epochs=3, cv__folds=2, cv__n_jobs=2
     )
-    for stage in ("download", "preprocess"):
+    for stage in ("validate", "download", "preprocess"):
         subprocess.run(
             [sys.executable, "-m", f"stages.{stage}"],
             cwd=tmp_path,
@@ -145,7 +145,7 @@ def test_interrupted_training_leaves_no_outputs(small_project, signum):
     os.killpg(process.pid, signum)  # as Ctrl-C does: the whole process group
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode != 0
-    assert "train: interrupted; nothing half-written was left; run it again to finish" in stderr
+    assert "train: interrupted; the previous outputs are untouched; run it again to finish" in stderr
     assert "Traceback" not in stderr
     for output in ("models", "metrics", "plots"):
         assert not (small_project / output).exists(), output
@@ -162,8 +162,111 @@ def test_interrupted_training_leaves_no_outputs(small_project, signum):
     assert (small_project / "metrics/cv.json").is_file() and (small_project / "models/model.keras").is_file()
 
 
+def test_os_errors_name_the_file_or_the_cause():
+    assert cli.describe_os_error(PermissionError(13, "Permission denied", "models/model.keras")) == (
+        "models/model.keras: Permission denied; fix access to it and run it again"
+    )
+    # distributed's connection timeout: no file, the address is in the message
+    timeout = OSError("Timed out trying to connect to tcp://127.0.0.1:9 after 10 s")
+    assert (
+        cli.describe_os_error(timeout)
+        == "OSError: Timed out trying to connect to tcp://127.0.0.1:9 after 10 s"
+    )
+    assert "disk full while writing data/raw" in cli.describe_os_error(
+        OSError(errno.ENOSPC, "No space left on device", "data/raw")
+    )
+
+
+FAILING_STAGE = """
+import sys
+from digits import cli
+
+def main():
+    raise OSError("Timed out trying to connect to tcp://127.0.0.1:9 after 10 s")
+
+main.__module__ = "stages.train"
+cli.run(main)
+"""
+
+
+@pytest.mark.parametrize("debug", ["", "1"])
+def test_digits_debug_shows_the_traceback(debug):
+    result = subprocess.run(
+        [sys.executable, "-c", FAILING_STAGE],
+        cwd=ROOT,
+        env={**project_env(), "DIGITS_DEBUG": debug},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    if debug:
+        assert "Traceback (most recent call last)" in result.stderr
+    else:
+        assert result.stderr == (
+            "train: error: OSError: Timed out trying to connect to tcp://127.0.0.1:9 after 10 s "
+            "(DIGITS_DEBUG=1 shows the traceback)\n"
+        )
+
+
+NOISY_PROCESS = """
+import os, sys
+from digits import quiet
+
+quiet.install()
+os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
+os.write(2, b"I0000 00:00:1795893016.332181   24370 port.cc:153] oneDNN custom operations are on. You may\\n")
+os.write(2, b"E0000 00:00:1795893048.268180   24371 node_def_util.cc:682] NodeDef mentions attribute "
+         b"use_unbounded_threadpool which is not in the op definition\\n")
+os.write(2, b"E0000 00:00:1795893048.268180   24371 other.cc:1] a real error\\n")
+print("a real warning", file=sys.stderr)
+sys.exit("train: error: the last line")
+"""
+
+
+def test_tensorflow_start_up_noise_is_dropped_and_everything_else_kept():
+    result = subprocess.run(
+        [sys.executable, "-c", NOISY_PROCESS], cwd=ROOT, env=project_env(), capture_output=True, text=True
+    )
+    assert result.stderr == (
+        "E0000 00:00:1795893048.268180   24371 other.cc:1] a real error\n"
+        "a real warning\n"
+        "train: error: the last line\n"
+    )
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(tmp_path):
+    (tmp_path / ".raw.abc123.tmp").mkdir()
+    (tmp_path / ".raw.abc123.tmp" / "half").write_bytes(b"x")
+    (tmp_path / ".cv.json.def456.tmp.json").write_text("{")
+    (tmp_path / ".other.ghi.tmp").mkdir()  # another output's: not ours to remove
+    with atomic_dir(tmp_path / "raw") as tmp:
+        (tmp / "file").write_text("done")
+    write_json(tmp_path / "cv.json", {"accuracy": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.ghi.tmp", "cv.json", "raw"]
+
+
+def test_metrics_are_strict_json():
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        write_json(Path("never-written.json"), {"accuracy": float("nan")})
+    assert not Path("never-written.json").exists()
+
+
 def test_no_pickle_no_shell_no_unsafe_model_loading():
     text = "\n".join(path.read_text() for path in SOURCES)
     for forbidden in ("allow_pickle=True", "shell=True", "import pickle", "safe_mode=False", "http://"):
         assert forbidden not in text, forbidden
     assert "allow_pickle=False" in text and "safe_mode=True" in text
+
+
+def test_commands_outside_the_environment_end_in_a_one_line_hint(tmp_path):
+    bare = tmp_path / "bare"  # a Python with none of the project's dependencies
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    result = subprocess.run(
+        [str(bare / "bin" / "python"), "-m", "digits.predict", "seven.png"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("digits: the project's dependencies are not installed for ")
+    assert result.stderr.count("\n") == 1 and "run `make run` once" in result.stderr

@@ -2,12 +2,15 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_params
+from conftest import assert_same_fits, make_params
 
-from digits.errors import ParamsError
-from stages.download import from_sample
-from stages.preprocess import prepare, stratified_subset
-from stages.train import check_folds, cv_metrics, final_task, fold_tasks, history_table, run_tasks
+from digits.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table
+from digits.errors import ParamsError, PipelineError
+from digits.parallel import run_tasks
+from digits.params import check_environment
+from digits.prepared import prepare, stratified_subset
+from digits.sources import from_sample
+from digits.training import fit
 
 
 def test_folds_partition_the_training_set():
@@ -54,39 +57,39 @@ def small_train():
     return x, y
 
 
-def test_parallel_results_equal_sequential(small_train):
+def test_parallel_results_equal_sequential(small_train, tmp_path):
     x, y = small_train
     tasks = [final_task(len(x), 1), *fold_tasks(len(x), 2, 1)]
     sequential = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=1))
     parallel = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
     assert [r.name for r in parallel] == ["final", "fold 1/2", "fold 2/2"]
-    for s, p in zip(sequential, parallel, strict=True):
-        assert s.history == p.history
-        for ws, wp in zip(s.weights, p.weights, strict=True):
-            np.testing.assert_array_equal(ws, wp)
+    assert_same_fits(sequential, parallel, tmp_path)
     # the folds learned something, and their histories are tidy
     assert all(r.val_accuracy > 0.3 for r in parallel[1:])
     table = history_table(parallel[1:])
-    assert list(table.columns) == ["fold", "epoch", "loss", "accuracy", "val_loss", "val_accuracy"]
+    assert list(table.columns) == ["fold", "epoch", "loss", "accuracy_pct", "val_loss", "val_accuracy_pct"]
     assert table["fold"].tolist() == [1, 2]
+    # accuracies in percent, like every accuracy of the project; losses as Keras gives them
+    fold_1 = parallel[1].history
+    assert table.loc[0, "val_accuracy_pct"] == pytest.approx(100 * fold_1["val_accuracy"][0])
+    assert table.loc[0, "accuracy_pct"] == pytest.approx(100 * fold_1["accuracy"][0])
+    assert table.loc[0, "loss"] == pytest.approx(fold_1["loss"][0])
 
 
-def test_dask_backend_on_a_local_cluster(small_train):
-    distributed = pytest.importorskip("distributed")
-    x, y = small_train
-    tasks = fold_tasks(len(x), 2, 1)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True
-    ) as cluster:
-        params = make_params(epochs=1, cv__backend="dask", cv__scheduler=cluster.scheduler_address)
-        on_dask = run_tasks(tasks, x, y, params)
-    local = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
-    for d, lo in zip(on_dask, local, strict=True):
-        assert d.history == lo.history
-
-
-def test_dask_without_a_scheduler_is_a_clear_error(small_train, monkeypatch):
+def test_dask_without_a_scheduler_is_caught_before_training(monkeypatch):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
-    x, y = small_train
     with pytest.raises(ParamsError, match="cv.scheduler is null and DASK_SCHEDULER_ADDRESS is unset"):
-        run_tasks(fold_tasks(len(x), 2, 1), x, y, make_params(cv__backend="dask"))
+        check_environment(make_params(cv__backend="dask"))
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:8786")
+    check_environment(make_params(cv__backend="dask"))
+
+
+def test_a_diverging_fit_stops_with_the_param_to_change(small_train):
+    x, y = small_train
+    params = make_params(epochs=3, optimizer__learning_rate=1.0, optimizer__momentum=0.99)
+    with pytest.raises(
+        PipelineError,
+        match=r"^final: loss became (nan|inf) in epoch 1: training diverged; "
+        r"lower optimizer.learning_rate \(now 1.0\)",
+    ):
+        fit(final_task(len(x), 1), x * 1e4, y, params)  # huge inputs: the loss overflows at once

@@ -35,7 +35,7 @@ def train(path: Path) -> None:
 
     train_split, epochs = mnist_split("train"), 1
     if train_split is None:
-        from stages.download import from_sample
+        from digits.sources import from_sample
 
         train_split, epochs = from_sample()["train"], 3
     x = train_split.images[..., np.newaxis].astype(np.float32) / 255
