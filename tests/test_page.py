@@ -3,31 +3,19 @@
 Skipped where Chromium is not installed (``apt-get install chromium``; .ci/run does it).
 """
 
-import shutil
 import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM, CHROMIUM_FLAGS
 from PIL import Image, ImageDraw
 from trained import model_file
 
 from digits.serve import create_app
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).is_file(), reason="needs Chromium (apt-get install chromium)"
-)
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Chromium (apt-get install chromium)")
 # A 7 on the 280x280 pad: the bar, then the stem.
 SEVEN = [[(60, 60), (215, 60)], [(215, 60), (110, 235)]]
 
@@ -66,7 +54,7 @@ def browser(tmp_path_factory):
             tmp_path_factory.mktemp("chromium-profile"),  # a new, empty profile
             executable_path=CHROMIUM,
             headless=True,
-            args=FLAGS,
+            args=CHROMIUM_FLAGS,
             viewport={"width": 900, "height": 620},
         )
         yield context

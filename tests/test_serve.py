@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
+from test_photo import png_header_only
 from trained import model_file
 
 from digits.errors import DataError, PipelineError
@@ -85,25 +86,14 @@ def test_a_photo_upload_is_read_like_predict_reads_it(client):
     np.testing.assert_array_equal(seen, np.uint8(np.round(to_mnist(open_image(out.getvalue())) * 255)))
 
 
-def header_only_png(width: int, height: int) -> bytes:
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"not deflate data")
-
-
 @pytest.mark.parametrize(
     "body, status, message",
     [
         (b"", 400, "upload: empty file"),
         (b"GIF89a but not really", 400, "upload: not an image this tool can read"),
-        (header_only_png(20, 20), 400, "upload: damaged image"),
-        (header_only_png(8000, 6000), 400, "upload: 8000x6000 pixels is over the limit"),
-        (header_only_png(100_000, 100_000), 400, "upload: too many pixels to decode safely"),
+        (png_header_only(20, 20), 400, "upload: damaged image"),
+        (png_header_only(8000, 6000), 400, "upload: 8000x6000 pixels is over the limit"),
+        (png_header_only(100_000, 100_000), 400, "upload: too many pixels to decode safely"),
         (png(Image.new("L", (300, 300), 255)), 400, "upload: blank image, no digit found"),
         (b"\0" * (MAX_UPLOAD + 1), 413, "upload: larger than 16 MB"),
     ],
