@@ -117,26 +117,25 @@ def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
             return JSONResponse({"ready": False, "model": str(slot.path), "message": str(exc)})
         return JSONResponse({"ready": True, "model": str(slot.path), "message": ""})
 
-    async def predict(request: Request) -> JSONResponse:
-        body = await read_body(request)
+    def read_and_classify(body: bytes) -> JSONResponse:
+        """Read the upload and classify it: CPU work, run in a worker thread."""
         try:
-            classifier = await run_in_threadpool(slot.get)
+            classifier = slot.get()
         except Unavailable as exc:
             return error(503, str(exc))
         try:
-            digit = await run_in_threadpool(lambda: to_mnist(open_image(body, UPLOAD), UPLOAD))
+            digit = to_mnist(open_image(body, UPLOAD), UPLOAD)
         except DataError as exc:
             return error(400, str(exc))
-
-        def classify() -> Answer:
-            with slot.predicting:
-                return classifier.classify(digit[np.newaxis])[0]
-
         try:
-            answer = await run_in_threadpool(classify)
+            with slot.predicting:
+                answer = classifier.classify(digit[np.newaxis])[0]
         except DataError as exc:  # the model gave no probabilities for this image
             return error(503, str(exc))
         return JSONResponse(reply(digit, answer))
+
+    async def predict(request: Request) -> JSONResponse:
+        return await run_in_threadpool(read_and_classify, await read_body(request))
 
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))
