@@ -86,3 +86,11 @@ review: $(VENV)/.installed-review
 # Plain tutorial script vs the pipeline, same data (MNIST_DIR) and params: make bench [ARGS=--quick]
 bench: $(VENV)/.installed
 	python bench/bench.py $(ARGS)
+
+# The draw-a-digit page, on this machine only unless told: make serve [PORT=8000] [HOST=127.0.0.1]
+# (plain assignments: a HOST or PORT in the shell's environment does not count, the command line does)
+HOST = 127.0.0.1
+PORT = 8000
+.PHONY: serve
+serve: $(VENV)/.installed
+	python -m digits.serve --host $(HOST) --port $(PORT)

@@ -152,7 +152,7 @@ def is_paper(gray: np.ndarray, background: np.ndarray) -> bool:
     """
     # Paper in a shadow down to SHADE of the light is still paper; at least half as bright as
     # its background is not ink.
-    flat = gray / np.maximum(background, SHADE * float(np.percentile(background, 99)))
+    flat = gray / np.maximum(background, max(SHADE * float(np.percentile(background, 99)), 1e-6))
     if rim(flat > 0.5).mean() >= CLEAR_RIM:
         return True
     light = gray > otsu(gray)

@@ -203,20 +203,22 @@ def make_params(**overrides):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+# Headless, and nothing it does on its own: no network of its own, no updates, no sync.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def chromium(url: str, workdir: Path, *args: str) -> str:
     """Headless Chromium on ``url`` with no network and a fresh profile; its stdout (``--dump-dom``)."""
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={workdir / 'profile'}",
-        "--virtual-time-budget=10000",
-    ]
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}", "--virtual-time-budget=10000"]
     return run([CHROMIUM, *flags, *args, url], workdir).stdout
 
 

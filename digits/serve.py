@@ -1,0 +1,193 @@
+"""A local web page to draw a digit (or upload a photo of one) and watch the model read it.
+
+    make serve                      # then open 127.0.0.1:8000 in a browser
+    python -m digits.serve [--host 127.0.0.1] [--port 8000] [--model models/model.keras]
+
+``GET /`` is the page (``digits/static/index.html``, self-contained: it works offline).
+``POST /api/predict`` takes an image file as the request body (the drawing as PNG, or a
+photo) and answers with the top 3 digits, the label (``7`` or ``unsure: 4 or 9``) and the
+28x28 image the model saw; the image goes through the same preprocessing as
+``python -m digits.predict`` (``digits.photo``). ``GET /api/status`` says whether a model is
+there. Every error is a JSON object ``{"error": "..."}`` with a 4xx status (503 while there
+is no usable model), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import errno
+import socket
+import threading
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlunsplit
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from digits import cli
+from digits.classifier import Answer, Classifier
+from digits.errors import DataError, PipelineError
+from digits.layout import FINAL_MODEL
+from digits.photo import open_image, to_mnist
+
+MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a phone photo is 2-10 MB
+TOP = 3
+UPLOAD = "upload"  # what error messages call the uploaded image
+
+
+class Unavailable(Exception):
+    """No usable model: the page shows the message (503)."""
+
+
+class ModelSlot:
+    """The model, loaded once: at start-up if its file is there, else when it first appears."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        # A damaged or unsuitable model file stops the start, in one line.
+        self._classifier = Classifier.load(self.path) if self.path.is_file() else None
+        self._loading = threading.Lock()
+        # One prediction at a time: each takes about a millisecond, and Keras models are
+        # not documented as safe to call from several threads at once.
+        self.predicting = threading.Lock()
+
+    def get(self) -> Classifier:
+        if self._classifier is None:
+            with self._loading:
+                if self._classifier is None:
+                    if not self.path.is_file():
+                        raise Unavailable(
+                            f"no trained model yet ({self.path}): run make run, then reload this page"
+                        )
+                    try:
+                        self._classifier = Classifier.load(self.path)
+                    except DataError as exc:
+                        raise Unavailable(str(exc)) from None
+        return self._classifier
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def reply(digit: np.ndarray, answer: Answer) -> dict:
+    """The answer as the page wants it; ``mnist`` is the 28x28 image, base64 of 784 bytes."""
+    return {
+        "label": answer.label,
+        "unsure": answer.unsure,
+        "predictions": [{"digit": d, "probability": round(p, 6)} for d, p in answer.ranking[:TOP]],
+        "mnist": base64.b64encode(np.uint8(np.round(digit * 255)).tobytes()).decode(),
+    }
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused (413) past ``MAX_UPLOAD`` without reading the rest."""
+    too_large = HTTPException(413, f"{UPLOAD}: larger than {MAX_UPLOAD // 2**20} MB; send a smaller image")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPLOAD:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_UPLOAD:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
+    """The web app, serving the model at ``model_path``."""
+    slot = ModelSlot(model_path)
+    page = (resources.files("digits") / "static" / "index.html").read_text(encoding="utf-8")
+
+    async def index(request: Request) -> HTMLResponse:
+        return HTMLResponse(page)
+
+    async def status(request: Request) -> JSONResponse:
+        try:
+            await run_in_threadpool(slot.get)
+        except Unavailable as exc:
+            return JSONResponse({"ready": False, "model": str(slot.path), "message": str(exc)})
+        return JSONResponse({"ready": True, "model": str(slot.path), "message": ""})
+
+    def read_and_classify(body: bytes) -> JSONResponse:
+        """Read the upload and classify it: CPU work, run in a worker thread."""
+        try:
+            classifier = slot.get()
+        except Unavailable as exc:
+            return error(503, str(exc))
+        try:
+            digit = to_mnist(open_image(body, UPLOAD), UPLOAD)
+        except DataError as exc:
+            return error(400, str(exc))
+        try:
+            with slot.predicting:
+                answer = classifier.classify(digit[np.newaxis])[0]
+        except DataError as exc:  # the model gave no probabilities for this image
+            return error(503, str(exc))
+        return JSONResponse(reply(digit, answer))
+
+    async def predict(request: Request) -> JSONResponse:
+        return await run_in_threadpool(read_and_classify, await read_body(request))
+
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/status", status),
+            Route("/api/predict", predict, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port that is taken (uvicorn would log it at length)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PipelineError(
+                    f"port {port} is in use; choose another: make serve PORT={port + 1}"
+                ) from None
+            raise PipelineError(f"cannot listen on {host}:{port} ({exc.strerror})") from None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m digits.serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="default: 8000")
+    parser.add_argument("--model", type=Path, default=FINAL_MODEL, help=f"default: {FINAL_MODEL}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    args = parse_args(argv)
+    check_port(args.host, args.port)
+    app = create_app(args.model)
+    # Plain HTTP on purpose: a page on this machine (the sources spell out no such URL otherwise).
+    url = urlunsplit(("http", f"{args.host}:{args.port}", "/", "", ""))
+    print(f"serve: {url} (model {args.model}); Ctrl-C to stop", flush=True)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    try:
+        asyncio.run(uvicorn.Server(config).serve())
+    except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passed on Ctrl-C or SIGTERM
+        pass
+    print("serve: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,161 @@
+"""The draw-a-digit server: answers, the shared preprocessing, and bad uploads as 4xx JSON."""
+
+import base64
+import io
+import re
+import shutil
+import socket
+
+import numpy as np
+import pytest
+from PIL import Image
+from starlette.testclient import TestClient
+from test_photo import encode, png_header_only
+from trained import model_file
+
+from digits.errors import DataError, PipelineError
+from digits.photo import open_image, to_mnist
+from digits.serve import MAX_UPLOAD, check_port, create_app
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return model_file(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    with TestClient(create_app(model)) as test_client:  # an unhandled error would fail the test
+        yield test_client
+
+
+def drawing() -> bytes:
+    """A 7 as the page sends it: black strokes on white, 140x140."""
+    from PIL import ImageDraw
+
+    image = Image.new("RGBA", (280, 280), "white")
+    ImageDraw.Draw(image).line([(70, 60), (210, 60), (120, 230)], fill="black", width=20, joint="curve")
+    return encode(image.resize((140, 140), Image.Resampling.BILINEAR))
+
+
+def test_the_page_is_served_and_needs_nothing_from_the_network(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    page = response.text
+    assert '<canvas id="pad"' in page and 'id="mnist"' in page and 'id="clear"' in page
+    assert 'type="file"' in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # no CDN, no remote font
+    assert "@import" not in page
+
+
+def test_a_drawing_gets_the_top_3_and_the_28x28_the_model_saw(client):
+    body = drawing()
+    response = client.post("/api/predict", content=body, headers={"content-type": "image/png"})
+    assert response.status_code == 200
+    answer = response.json()
+    assert len(answer["predictions"]) == 3
+    probabilities = [p["probability"] for p in answer["predictions"]]
+    assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
+    top = answer["predictions"][0]["digit"]
+    assert answer["label"] == (
+        f"unsure: {top} or {answer['predictions'][1]['digit']}" if answer["unsure"] else str(top)
+    )
+    seen = np.frombuffer(base64.b64decode(answer["mnist"]), np.uint8).reshape(28, 28)
+    # The very preprocessing of predict: the same 28x28 image.
+    np.testing.assert_array_equal(seen, np.uint8(np.round(to_mnist(open_image(body)) * 255)))
+
+
+def test_a_photo_upload_is_read_like_predict_reads_it(client):
+    upright = Image.new("RGB", (600, 800), (235, 232, 225))
+    from PIL import ImageDraw
+
+    ImageDraw.Draw(upright).line([(200, 250), (400, 250), (260, 600)], fill=(20, 20, 60), width=30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a portrait photo stored sideways
+    out = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", quality=85, exif=exif)
+    response = client.post("/api/predict", content=out.getvalue())
+    assert response.status_code == 200
+    seen = np.frombuffer(base64.b64decode(response.json()["mnist"]), np.uint8).reshape(28, 28)
+    np.testing.assert_array_equal(seen, np.uint8(np.round(to_mnist(open_image(out.getvalue())) * 255)))
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        (b"", 400, "upload: empty file"),
+        (b"GIF89a but not really", 400, "upload: not an image this tool can read"),
+        (png_header_only(20, 20), 400, "upload: damaged image"),
+        (png_header_only(8000, 6000), 400, "upload: 8000x6000 pixels is over the limit"),
+        (png_header_only(100_000, 100_000), 400, "upload: too many pixels to decode safely"),
+        (encode(Image.new("L", (300, 300), 255)), 400, "upload: blank image, no digit found"),
+        (b"\0" * (MAX_UPLOAD + 1), 413, "upload: larger than 16 MB"),
+    ],
+)
+def test_bad_uploads_get_a_4xx_json_error(client, body, status, message):
+    response = client.post("/api/predict", content=body)
+    assert response.status_code == status
+    assert response.json()["error"].startswith(message)
+
+
+def test_an_upload_without_a_declared_length_is_limited_too(client):
+    def chunks():
+        for _ in range(MAX_UPLOAD // 2**20 + 2):
+            yield b"\0" * 2**20
+
+    response = client.post("/api/predict", content=chunks())
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+
+
+def test_random_and_damaged_uploads_never_cause_a_server_error(client):
+    rng = np.random.default_rng(0)
+    good = drawing()
+    bodies = [rng.bytes(int(n)) for n in rng.integers(1, 5000, 30)]
+    for _ in range(30):  # the drawing with a few bytes changed, or cut short
+        mutated = bytearray(good)
+        for position in rng.integers(0, len(good), rng.integers(1, 6)):
+            mutated[position] = rng.integers(0, 256)
+        bodies.append(bytes(mutated[: rng.integers(len(good) // 2, len(good) + 1)]))
+    for body in bodies:
+        response = client.post("/api/predict", content=body)
+        assert response.status_code in (200, 400), response.text
+        assert ("predictions" in response.json()) == (response.status_code == 200)
+
+
+def test_unknown_routes_and_methods_answer_in_json(client):
+    assert client.get("/nothing").json() == {"error": "Not Found"}
+    response = client.get("/api/predict")
+    assert response.status_code == 405 and response.json() == {"error": "Method Not Allowed"}
+
+
+def test_without_a_model_the_page_says_to_run_make_run(model, tmp_path):
+    path = tmp_path / "models" / "model.keras"
+    with TestClient(create_app(path)) as client:
+        assert client.get("/").status_code == 200
+        status = client.get("/api/status").json()
+        assert status["ready"] is False and "run make run" in status["message"]
+        response = client.post("/api/predict", content=drawing())
+        assert response.status_code == 503 and "run make run" in response.json()["error"]
+        # Once the pipeline has made the model, it is loaded without a restart.
+        path.parent.mkdir()
+        shutil.copy(model, path)
+        assert client.get("/api/status").json()["ready"] is True
+        assert client.post("/api/predict", content=drawing()).status_code == 200
+
+
+def test_a_damaged_model_stops_the_start_in_one_line(model, tmp_path):
+    damaged = tmp_path / "model.keras"
+    damaged.write_bytes(model.read_bytes()[:5000])
+    with pytest.raises(DataError, match=f"^{damaged}: not a readable Keras model"):
+        create_app(damaged)
+
+
+def test_a_port_in_use_is_refused_in_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            PipelineError, match=f"^port {port} is in use; choose another: make serve PORT={port + 1}$"
+        ):
+            check_port("127.0.0.1", port)
