@@ -59,14 +59,29 @@ class CVParams(_Section):
 
 
 class ModelParams(_Section):
-    arch: Literal["baseline", "batchnorm", "deeper"] = Field(
-        "baseline", description="baseline (the tutorial's CNN), batchnorm, deeper"
+    arch: Literal["baseline", "batchnorm", "deeper", "modern"] = Field(
+        "baseline", description="baseline (the tutorial's CNN), batchnorm, deeper, modern (digits/model.py)"
     )
+    width: int = Field(32, ge=1, le=512, description="filters of the first conv layer (later blocks: 2x, 4x)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate before each dense layer; 0: none")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
+
+
+class AugmentParams(_Section):
+    rotation: float = Field(0.0, ge=0, le=180, description="random rotation, up to ± degrees")
+    zoom: float = Field(0.0, ge=0, lt=1, description="random zoom, up to ± this fraction")
+    shift: float = Field(0.0, ge=0, lt=1, description="random shift, up to ± this fraction of the side")
 
 
 class OptimizerParams(_Section):
-    learning_rate: float = Field(0.01, gt=0, le=1, description="SGD learning rate")
-    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
+    name: Literal["sgd", "adamw"] = Field("sgd", description="sgd (with momentum) or adamw")
+    learning_rate: float = Field(0.01, gt=0, le=1, description="learning rate (the peak, with a schedule)")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum, or AdamW's beta_1")
+    weight_decay: float = Field(0.0, ge=0, lt=1, description="decoupled weight decay; 0: none")
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="constant, or cosine: linear warm-up, then cosine decay to 0"
+    )
+    warmup_epochs: int = Field(0, ge=0, le=1000, description="epochs of linear warm-up (cosine only)")
 
 
 class PlotParams(_Section):
@@ -78,10 +93,11 @@ class Params(_Section):
         1, ge=0, le=MAX_SEED, description="seeds the subset, the folds and every model (fold k: seed + k)"
     )
     epochs: int = Field(10, ge=1, le=1000, description="training epochs, for each fold and the final fit")
-    batch_size: int = Field(32, ge=1, le=60_000, description="images per SGD step")
+    batch_size: int = Field(32, ge=1, le=60_000, description="images per optimizer step")
     data: DataParams = DataParams()
     cv: CVParams = CVParams()
     model: ModelParams = ModelParams()
+    augment: AugmentParams = AugmentParams()
     optimizer: OptimizerParams = OptimizerParams()
     plot: PlotParams = PlotParams()
 
@@ -92,6 +108,13 @@ def _check_together(params: Params) -> Params:
     if limit is not None and limit < 10 * folds:
         raise ParamsError(
             f"params.yaml: data.limit is {limit}; it must be null or at least 10 x cv.folds = {10 * folds}"
+        )
+    optimizer = params.optimizer
+    warmup = optimizer.warmup_epochs
+    if warmup and (optimizer.schedule != "cosine" or warmup >= params.epochs):
+        raise ParamsError(
+            f"params.yaml: optimizer.warmup_epochs is {optimizer.warmup_epochs}; it must be 0, or with "
+            f"optimizer.schedule: cosine fewer than epochs ({params.epochs})"
         )
     scheduler = params.cv.scheduler
     if scheduler is not None and not SCHEDULER_ADDRESS.match(scheduler):

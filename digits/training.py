@@ -111,9 +111,7 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
 
     start = time.perf_counter()
     keras.utils.set_random_seed(task.seed)
-    model = build_model(
-        params.model.arch, params.optimizer.learning_rate, params.optimizer.momentum, seed=task.seed
-    )
+    model = build_model(params, math.ceil(len(task.train_index) / params.batch_size), seed=task.seed)
     validation = None
     if task.val_index is not None:
         validation = (x[task.val_index], y[task.val_index])

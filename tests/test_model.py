@@ -1,21 +1,22 @@
 import keras
 import numpy as np
 import pytest
+from conftest import make_params
 
 from digits.errors import DataError
 from digits.model import build_model, load_model
 
 
-@pytest.mark.parametrize("arch", ["baseline", "batchnorm", "deeper"])
+@pytest.mark.parametrize("arch", ["baseline", "batchnorm", "deeper", "modern"])
 def test_each_arch_maps_digits_to_class_probabilities(arch):
-    model = build_model(arch, learning_rate=0.01, momentum=0.9)
+    model = build_model(make_params(model__arch=arch))
     out = model.predict(np.zeros((3, 28, 28, 1), np.float32), verbose=0)
     assert out.shape == (3, 10)
     np.testing.assert_allclose(out.sum(axis=1), 1, rtol=1e-5)
 
 
 def test_baseline_is_the_tutorial_model():
-    model = build_model("baseline", 0.01, 0.9)
+    model = build_model(make_params())
     assert model.count_params() == 542_230
     assert [type(layer).__name__ for layer in model.layers] == [
         "Conv2D",
@@ -30,8 +31,59 @@ def test_baseline_is_the_tutorial_model():
 
 
 def test_deeper_adds_a_conv_block():
-    names = [type(layer).__name__ for layer in build_model("deeper", 0.01, 0.9).layers]
+    names = [type(layer).__name__ for layer in build_model(make_params(model__arch="deeper")).layers]
     assert names[:5] == ["Conv2D", "MaxPooling2D", "Conv2D", "Conv2D", "MaxPooling2D"]
+
+
+def recipe(**overrides):
+    """The modern recipe's kind of params, small: width 4."""
+    return make_params(
+        model__arch="modern", model__width=4, model__dropout=0.25, model__label_smoothing=0.1,
+        augment__rotation=10.0, augment__zoom=0.1, augment__shift=0.1,
+        optimizer__name="adamw", optimizer__learning_rate=0.003, optimizer__weight_decay=0.0001,
+        optimizer__schedule="cosine", optimizer__warmup_epochs=1, epochs=4, **overrides,
+    )  # fmt: skip
+
+
+def test_modern_is_three_conv_blocks_of_width_2x_4x_behind_the_augmentation():
+    model = build_model(recipe())
+    names = [type(layer).__name__ for layer in model.layers]
+    assert names[:3] == ["RandomRotation", "RandomZoom", "RandomTranslation"]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [4, 8, 16]
+    assert names.count("BatchNormalization") == 4 and names.count("Dropout") == 2
+    assert isinstance(model.optimizer, keras.optimizers.AdamW)
+    assert model.optimizer.get_config()["weight_decay"] == pytest.approx(1e-4)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+
+
+def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
+    config = build_model(recipe(), steps_per_epoch=10).optimizer.get_config()["learning_rate"]
+    schedule = keras.optimizers.schedules.deserialize(config)
+    # 4 epochs of 10 steps: 1 epoch of warm-up to 0.003, then 3 of cosine decay.
+    rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert rates == pytest.approx([0, 0.0015, 0.003, 0.0015, 0], abs=1e-9)
+
+
+def test_augmentation_changes_training_images_only():
+    model = build_model(recipe())
+    augment = keras.Sequential(model.layers[:3])
+    digit = np.zeros((1, 28, 28, 1), np.float32)
+    digit[0, 8:20, 12:16] = 1
+    keras.utils.set_random_seed(0)
+    trained_on = keras.ops.convert_to_numpy(augment(digit, training=True))
+    assert not np.array_equal(trained_on, digit) and trained_on.min() >= 0
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment(digit, training=False)), digit)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("augment__rotation", 10.0), ("model__dropout", 0.5), ("optimizer__name", "adamw")]
+)
+def test_each_recipe_key_changes_the_model(key, value):
+    default, changed = build_model(make_params()), build_model(make_params(**{key: value}))
+    assert default.get_config() != changed.get_config() or (
+        default.optimizer.get_config() != changed.optimizer.get_config()
+    )
 
 
 def test_load_model_errors(tmp_path):

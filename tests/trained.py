@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST
+from conftest import SHARED_MNIST, make_params
 
 from digits.classifier import Classifier
 from digits.idx import read_idx
@@ -40,7 +40,7 @@ def train(path: Path) -> None:
         train_split, epochs = from_sample()["train"], 3
     x = train_split.images[..., np.newaxis].astype(np.float32) / 255
     y = keras.utils.to_categorical(train_split.labels, 10)
-    model = build_model("baseline", 0.01, 0.9, seed=0)
+    model = build_model(make_params(), seed=0)
     keras.utils.set_random_seed(0)  # the shuffling: deterministic ops need a seed
     model.fit(x, y, epochs=epochs, batch_size=32, verbose=0)
     model.save(path)

@@ -1,0 +1,113 @@
+"""Run a recipe on full MNIST with its documented ``dvc exp run`` line, and record the results.
+
+    python bench/recipe.py modern                     # results/modern/: metrics, params, time, review
+    python bench/recipe.py modern -S epochs=8 …       # a variant, for choosing on CV: one row of
+                                                      # results/modern/explored.csv (CV and time only)
+
+Run it in a clone of this project with full MNIST (``MNIST_DIR``) and nothing else
+running: the wall time is part of the result. ``dvc repro preprocess`` runs first
+(untimed); then the timed ``dvc exp run`` (train, evaluate, plot) applies the experiment
+to that workspace, as ``dvc exp run`` does. The recipe's own run also writes
+``review/``: ``digits-review`` of the experiment against the tutorial's committed results
+(``--base``, default HEAD). Explored variants record no test accuracy: they are chosen on
+CV alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from digits.files import write_json
+from digits.layout import CV_METRICS, TEST_METRICS
+from digits.params import PARAMS_FILE, load_params, read_yaml
+from digits.recipes import RECIPES, exp_run_args, overrides
+
+EXPLORED_COLUMNS = ["settings", "epochs", "width", "cv_mean", "cv_std", "wall_seconds"]
+
+
+def setting(text: str) -> tuple[str, object]:
+    """``key=value`` of ``-S``, the value read as YAML, as DVC reads it."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected key=value, e.g. epochs=8")
+    return key, read_yaml(value)
+
+
+def machine() -> dict[str, object]:
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    import tensorflow as tf
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+        "load_before": os.getloadavg()[0],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("-S", dest="extra", type=setting, action="append", default=[], help="key=value")
+    parser.add_argument("--results", type=Path, help="folder for the results (default: results/RECIPE)")
+    parser.add_argument("--base", default="HEAD", help="the tutorial's revision, for the review")
+    args = parser.parse_args()
+    out = args.results or Path("results") / args.recipe
+    settings = overrides(args.recipe, dict(args.extra))
+
+    subprocess.run(["dvc", "repro", "preprocess"], check=True)
+    about = machine()
+    start = time.perf_counter()
+    subprocess.run(["dvc", "exp", "run", *exp_run_args(settings)], check=True)
+    wall = round(time.perf_counter() - start, 1)
+
+    cv, test = (json.loads(path.read_text()) for path in (CV_METRICS, TEST_METRICS))
+    if cv["data"] != {"source": "mnist", "images": 60_000}:
+        sys.exit(f"recipe: trained on {cv['data']}, not full MNIST; set MNIST_DIR and run it again")
+    params = load_params()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.extra:
+        table = out / "explored.csv"
+        new = not table.is_file()
+        with table.open("a", newline="") as file:
+            writer = csv.writer(file)
+            if new:
+                writer.writerow(EXPLORED_COLUMNS)
+            extra = " ".join(f"{key}={value}" for key, value in args.extra)
+            writer.writerow(
+                [extra, params.epochs, params.model.width, cv["accuracy_mean"], cv["accuracy_std"], wall]
+            )
+        print(
+            f"recipe: {extra}: CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, {wall:.0f} s: {table}"
+        )
+        return
+    shutil.copyfile(PARAMS_FILE, out / "params.yaml")
+    record = {
+        "cv": cv,
+        "test": test,
+        "wall_seconds": wall,
+        "command": "dvc exp run " + " ".join(exp_run_args(settings)),
+    }
+    write_json(out / "metrics.json", {**record, "machine": about})
+    subprocess.run(
+        [sys.executable, "-m", "digits.review", args.base, "--out", str(out / "review")], check=True
+    )
+    scores = f"CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, test {test['accuracy']:.2f}"
+    print(f"recipe {args.recipe}: {scores}, ensemble {test['ensemble_accuracy']:.2f}, {wall:.0f} s: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The modern recipe: one documented ``dvc exp run`` line away, and deterministic (on tiny data)."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import ROOT, assert_same_fits, make_params, run, stages_run
+
+from digits.params import fields
+from digits.recipes import RECIPES, command, exp_run_args, overrides
+from digits.training import FitTask, fit
+
+
+def recipe_params(**extra):
+    return make_params(**{key.replace(".", "__"): value for key, value in overrides("modern", extra).items()})
+
+
+def test_the_readme_documents_the_recipe_s_command_line():
+    line = command("modern")
+    assert line.startswith("dvc exp run -S model.arch=modern -S ")
+    assert line in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_a_recipe_sets_declared_keys_to_valid_values(name):
+    assert set(RECIPES[name]) <= set(fields())
+    params = recipe_params()
+    assert params.model.arch == "modern" and params.optimizer.schedule == "cosine"
+    assert params.seed == 1 and params.cv.folds == 5  # the same protocol as the tutorial
+
+
+def test_the_recipe_trains_and_is_deterministic_augmentation_included(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(256) % 10]
+    params = recipe_params(epochs=2)  # a warm-up epoch, then a cosine one
+    task = FitTask("fold 1/2", seed=3, train_index=np.arange(0, 256, 2), val_index=np.arange(1, 256, 2))
+    first, second = fit(task, x, y, params), fit(task, x, y, params)
+    assert len(first.history["loss"]) == 2 and all(np.isfinite(first.history["loss"]))
+    assert_same_fits([first], [second], tmp_path)
+    other = fit(FitTask("fold 1/2", 4, task.train_index, task.val_index), x, y, params)
+    assert other.history["loss"] != first.history["loss"]  # the seed reaches weights and augmentation
+
+
+def test_the_recipe_is_one_dvc_exp_run_away(project):
+    # The documented line, on the small project and for 2 epochs.
+    result = run(
+        ["dvc", "exp", "run", "-n", "modern", *exp_run_args(overrides("modern", {"epochs": 2}))], project
+    )
+    assert stages_run(result.stdout) == ["validate", "train", "evaluate", "plot"]
+    cv = json.loads((project / "metrics/cv.json").read_text())
+    assert 10 < cv["accuracy_mean"] <= 100
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
+    assert any(exp.get("name") == "modern" for exp in experiments)
