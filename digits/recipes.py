@@ -26,7 +26,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optimizer.schedule": "cosine",
         "optimizer.warmup_epochs": 1,
         "batch_size": 128,
-        "epochs": 12,
+        "epochs": 15,
     },
 }
 
