@@ -1,16 +1,18 @@
 """Run a recipe on full MNIST with its documented ``dvc exp run`` line, and record the results.
 
-    python bench/recipe.py modern                     # results/modern/: metrics, params, time, review
-    python bench/recipe.py modern -S epochs=8 …       # a variant, for choosing on CV: one row of
-                                                      # results/modern/explored.csv (CV and time only)
+    python bench/recipe.py modern                 # the recipe: results/modern/ metrics.json,
+                                                  # params.yaml, review/
+    python bench/recipe.py modern -S epochs=8 …   # a variant of it, explored on CV
+
+Every run adds a row to ``results/modern/explored.csv``: what it changed, epochs, width,
+CV mean and std, wall time. No test accuracy there: variants are chosen on CV alone.
 
 Run it in a clone of this project with full MNIST (``MNIST_DIR``) and nothing else
 running: the wall time is part of the result. ``dvc repro preprocess`` runs first
 (untimed); then the timed ``dvc exp run`` (train, evaluate, plot) applies the experiment
 to that workspace, as ``dvc exp run`` does. The recipe's own run also writes
 ``review/``: ``digits-review`` of the experiment against the tutorial's committed results
-(``--base``, default HEAD). Explored variants record no test accuracy: they are chosen on
-CV alone.
+(``--base``, default HEAD).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import time
 from pathlib import Path
 
 from digits.files import write_json
-from digits.layout import CV_METRICS, TEST_METRICS
+from digits.layout import CV_METRICS, RAW, TEST_METRICS
+from digits.mnist import read_source
 from digits.params import PARAMS_FILE, load_params, read_yaml
 from digits.recipes import RECIPES, exp_run_args, overrides
 
@@ -43,6 +46,7 @@ def setting(text: str) -> tuple[str, object]:
 
 
 def machine() -> dict[str, object]:
+    """What the wall time was measured on: CPU, cores, TensorFlow, and the load before the run."""
     cpu = next(
         (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
          if line.startswith("model name")),
@@ -68,31 +72,34 @@ def main() -> None:
     out = args.results or Path("results") / args.recipe
     settings = overrides(args.recipe, dict(args.extra))
 
+    if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(PARAMS_FILE)]).returncode:
+        sys.exit(
+            f"recipe: {PARAMS_FILE} differs from HEAD, the run would inherit it; git checkout {PARAMS_FILE}"
+        )
     subprocess.run(["dvc", "repro", "preprocess"], check=True)
+    if read_source(RAW)["source"] != "mnist" or load_params().data.limit is not None:
+        sys.exit("recipe: needs all of full MNIST; set MNIST_DIR (and data.limit: null) and run it again")
     about = machine()
     start = time.perf_counter()
     subprocess.run(["dvc", "exp", "run", *exp_run_args(settings)], check=True)
     wall = round(time.perf_counter() - start, 1)
 
     cv, test = (json.loads(path.read_text()) for path in (CV_METRICS, TEST_METRICS))
-    if cv["data"] != {"source": "mnist", "images": 60_000}:
-        sys.exit(f"recipe: trained on {cv['data']}, not full MNIST; set MNIST_DIR and run it again")
     params = load_params()
     out.mkdir(parents=True, exist_ok=True)
+    table = out / "explored.csv"
+    new = not table.is_file()
+    with table.open("a", newline="") as file:
+        writer = csv.writer(file)
+        if new:
+            writer.writerow(EXPLORED_COLUMNS)
+        changed = " ".join(f"{key}={value}" for key, value in args.extra) or "(the recipe)"
+        row = [changed, params.epochs, params.model.width, cv["accuracy_mean"], cv["accuracy_std"], wall]
+        writer.writerow(row)
+    print(
+        f"recipe: {changed}: CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, {wall:.0f} s: {table}"
+    )
     if args.extra:
-        table = out / "explored.csv"
-        new = not table.is_file()
-        with table.open("a", newline="") as file:
-            writer = csv.writer(file)
-            if new:
-                writer.writerow(EXPLORED_COLUMNS)
-            extra = " ".join(f"{key}={value}" for key, value in args.extra)
-            writer.writerow(
-                [extra, params.epochs, params.model.width, cv["accuracy_mean"], cv["accuracy_std"], wall]
-            )
-        print(
-            f"recipe: {extra}: CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, {wall:.0f} s: {table}"
-        )
         return
     shutil.copyfile(PARAMS_FILE, out / "params.yaml")
     record = {

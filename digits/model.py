@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,10 +39,10 @@ INFERENCE_BATCH_SIZE = 1024
 STEPS_PER_EXECUTION = 32
 
 
-def build_model(params: Params, steps_per_epoch: int = 1, seed: int | None = None) -> keras.Model:
+def build_model(params: Params, steps_per_epoch: int | None = None, seed: int | None = None) -> keras.Model:
     """A compiled model: the optimizer of ``params``, categorical cross-entropy, accuracy.
 
-    ``steps_per_epoch`` sets the length of a learning-rate schedule. With ``seed``,
+    ``steps_per_epoch`` sets the length of a learning-rate schedule (needed with one). With ``seed``,
     the initial weights are those ``keras.utils.set_random_seed(seed)`` would give,
     drawn from a private generator: in a Dask worker other threads use Python's
     global ``random`` too, and could shift the draws.
@@ -104,7 +105,7 @@ def build_model(params: Params, steps_per_epoch: int = 1, seed: int | None = Non
     return model
 
 
-def _augmentation(params: Params, draw) -> list[layers.Layer]:
+def _augmentation(params: Params, draw: Callable[[], int]) -> list[layers.Layer]:
     """Random rotation, zoom and shift, each seeded; empty pixels are black, as MNIST's border."""
     augment, fill = params.augment, {"fill_mode": "constant", "fill_value": 0.0}
     found = []
@@ -123,9 +124,13 @@ def _loss(label_smoothing: float) -> str | keras.losses.Loss:
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 
 
-def _optimizer(optimizer: OptimizerParams, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def _optimizer(
+    optimizer: OptimizerParams, epochs: int, steps_per_epoch: int | None
+) -> keras.optimizers.Optimizer:
     rate = optimizer.learning_rate
     if optimizer.schedule == "cosine":
+        if steps_per_epoch is None:
+            raise ValueError("a cosine schedule needs steps_per_epoch")
         warmup = optimizer.warmup_epochs * steps_per_epoch
         rate = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=0.0 if warmup else rate,  # a warm-up starts from 0

@@ -77,7 +77,9 @@ class OptimizerParams(_Section):
     name: Literal["sgd", "adamw"] = Field("sgd", description="sgd (with momentum) or adamw")
     learning_rate: float = Field(0.01, gt=0, le=1, description="learning rate (the peak, with a schedule)")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum, or AdamW's beta_1")
-    weight_decay: float = Field(0.0, ge=0, lt=1, description="decoupled weight decay; 0: none")
+    weight_decay: float = Field(
+        0.0, ge=0, lt=1, description="decoupled weight decay, per step and times the rate; 0: none"
+    )
     schedule: Literal["constant", "cosine"] = Field(
         "constant", description="constant, or cosine: linear warm-up, then cosine decay to 0"
     )

@@ -7,6 +7,7 @@ read the recipe from this one place.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -22,6 +23,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "augment.shift": 0.1,
         "optimizer.name": "adamw",
         "optimizer.learning_rate": 0.003,
+        "optimizer.momentum": 0.9,  # AdamW's beta_1
         "optimizer.weight_decay": 0.01,
         "optimizer.schedule": "cosine",
         "optimizer.warmup_epochs": 1,
@@ -38,9 +40,43 @@ def overrides(name: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def exp_run_args(settings: dict[str, Any]) -> list[str]:
     """``dvc exp run`` arguments that set ``settings``: ``["-S", "epochs=12", …]``."""
-    return [arg for key, value in settings.items() for arg in ("-S", f"{key}={value}")]
+    return [arg for key, value in settings.items() for arg in ("-S", f"{key}={text(value)}")]
+
+
+def text(value: Any) -> str:
+    """A value as ``-S`` takes it: ``null``, ``true``, ``0.1``, ``adamw`` (DVC reads ``None`` as a string)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def command(name: str) -> str:
     """The documented command line of a recipe."""
     return " ".join(["dvc", "exp", "run", *exp_run_args(overrides(name))])
+
+
+def minutes(seconds: float) -> str:
+    """``1012.4`` -> ``16 min 52 s``."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60:02d} s"
+
+
+def explored_table(rows: list[dict[str, str]]) -> str:
+    """The README's table of ``results/<recipe>/explored.csv``: what was tried, its CV and time."""
+    lines = [
+        "| changed | epochs | width | CV mean (%) | CV std | wall time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        changed = row["settings"] if row["settings"].startswith("(") else f"`{row['settings']}`"
+        lines.append(
+            f"| {changed} | {row['epochs']} | {row['width']} | {float(row['cv_mean']):.2f} "
+            f"| {float(row['cv_std']):.2f} | {minutes(float(row['wall_seconds']))} |"
+        )
+    return "\n".join(lines)
+
+
+def results_row(label: str, cv: dict, test: dict, wall: str) -> str:
+    """A row of the README's table of recipes, from ``metrics/cv.json`` and ``metrics/test.json``."""
+    return (
+        f"| {label} | {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f} | {test['accuracy']:.2f} "
+        f"| {test['ensemble_accuracy']:.2f} | {wall} |"
+    )

@@ -200,6 +200,13 @@ def make_params(**overrides):
     return parse_params(params_tree(**overrides))
 
 
+def recipe_params(name: str = "modern", extra: dict | None = None):
+    """A recipe's params (``digits/recipes.py``), ``extra`` (dotted keys) on top, validated."""
+    from digits.recipes import overrides
+
+    return make_params(**{key.replace(".", "__"): value for key, value in overrides(name, extra).items()})
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -46,16 +46,39 @@ def test_committed_params_are_valid_and_typed():
         ("epochs", 2.0, "epochs is 2.0; it must be an integer"),
         ("optimizer.momentum", -0.1, "optimizer.momentum is -0.1"),
         ("data.source", "kaggle", "data.source is 'kaggle'; it must be one of auto, mnist, sample"),
-        ("model.arch", "resnet", "model.arch is 'resnet'; it must be one of baseline, batchnorm, deeper"),
+        (
+            "model.arch",
+            "resnet",
+            "model.arch is 'resnet'; it must be one of baseline, batchnorm, deeper, modern",
+        ),
         ("data.limit", 20, "data.limit is 20; it must be null or at least 10 x cv.folds = 50"),
         ("cv.n_jobs", 0, "cv.n_jobs is 0"),
         ("cv.backend", "ray", "cv.backend is 'ray'"),
+        ("optimizer.name", "adam", "optimizer.name is 'adam'; it must be one of sgd, adamw"),
+        ("augment.rotation", 200.0, "augment.rotation is 200.0; it must be a number >= 0 and <= 180"),
+        ("model.width", 0, "model.width is 0; it must be an integer >= 1"),
+        ("model.dropout", 1.0, "model.dropout is 1.0; it must be a number >= 0 and < 1"),
+        # A warm-up belongs to the cosine schedule, and leaves at least one epoch to decay.
+        (
+            "optimizer.warmup_epochs",
+            2,
+            "optimizer.warmup_epochs is 2; it must be 0, or with optimizer.schedule",
+        ),
     ],
 )
 def test_bad_values_name_key_value_and_what_is_allowed(key, value, message):
     with pytest.raises(ParamsError, match="^params.yaml: ") as excinfo:
         parse_params(with_value(key, value))
     assert message in str(excinfo.value)
+
+
+def test_a_warm_up_as_long_as_the_training_is_refused():
+    tree = with_value("optimizer.schedule", "cosine")
+    tree["optimizer"]["warmup_epochs"] = tree["epochs"]
+    with pytest.raises(ParamsError, match="warmup_epochs is 10; .* fewer than epochs \\(10\\)"):
+        parse_params(tree)
+    tree["optimizer"]["warmup_epochs"] = 9
+    assert parse_params(tree).optimizer.warmup_epochs == 9
 
 
 def test_integer_learning_rate_is_accepted_as_float():

@@ -4,15 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_same_fits, make_params, run, stages_run
+from conftest import ROOT, assert_same_fits, recipe_params, run, stages_run
 
 from digits.params import fields
 from digits.recipes import RECIPES, command, exp_run_args, overrides
 from digits.training import FitTask, fit
-
-
-def recipe_params(**extra):
-    return make_params(**{key.replace(".", "__"): value for key, value in overrides("modern", extra).items()})
 
 
 def test_the_readme_documents_the_recipe_s_command_line():
@@ -24,16 +20,24 @@ def test_the_readme_documents_the_recipe_s_command_line():
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_a_recipe_sets_declared_keys_to_valid_values(name):
     assert set(RECIPES[name]) <= set(fields())
-    params = recipe_params()
-    assert params.model.arch == "modern" and params.optimizer.schedule == "cosine"
-    assert params.seed == 1 and params.cv.folds == 5  # the same protocol as the tutorial
+    params = recipe_params(name).model_dump()
+    for key, value in RECIPES[name].items():
+        section, _, leaf = key.rpartition(".")
+        assert (params[section] if section else params)[leaf] == value
+    assert params["seed"] == 1 and params["cv"]["folds"] == 5  # the same protocol as the tutorial
+
+
+def test_the_command_line_writes_values_as_dvc_reads_them():
+    assert exp_run_args({"data.limit": None, "model.arch": "modern", "model.dropout": 0.25}) == [
+        "-S", "data.limit=null", "-S", "model.arch=modern", "-S", "model.dropout=0.25",
+    ]  # fmt: skip
 
 
 def test_the_recipe_trains_and_is_deterministic_augmentation_included(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.random((256, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[np.arange(256) % 10]
-    params = recipe_params(epochs=2)  # a warm-up epoch, then a cosine one
+    params = recipe_params("modern", {"epochs": 2})  # a warm-up epoch, then a cosine one
     task = FitTask("fold 1/2", seed=3, train_index=np.arange(0, 256, 2), val_index=np.arange(1, 256, 2))
     first, second = fit(task, x, y, params), fit(task, x, y, params)
     assert len(first.history["loss"]) == 2 and all(np.isfinite(first.history["loss"]))
