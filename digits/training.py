@@ -101,20 +101,6 @@ def to_bytes(model) -> bytes:
         return path.read_bytes()
 
 
-def _tensors(x: np.ndarray, y: np.ndarray, index: np.ndarray | None) -> tuple:
-    """``x`` and ``y`` at ``index`` (None: all of them) as TensorFlow tensors.
-
-    Keras copies NumPy inputs into its input pipeline (two copies, measured); a tensor it
-    takes as it is. Converted here, the NumPy selection is freed at once, and each image
-    is held once per fit. The values and the batches are the same.
-    """
-    import tensorflow as tf
-
-    if index is not None:
-        x, y = x[index], y[index]
-    return tf.convert_to_tensor(x), tf.convert_to_tensor(y)
-
-
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
     """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10]."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -126,11 +112,14 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
     start = time.perf_counter()
     keras.utils.set_random_seed(task.seed)
     model = build_model(params, math.ceil(len(task.train_index) / params.batch_size), seed=task.seed)
-    # Every image in order (the final fit): the arrays as they are, not a selection of them.
+    validation = None
+    if task.val_index is not None:
+        validation = (x[task.val_index], y[task.val_index])
+    # Every image in order (the final fit): the arrays as they are, not a copy of them.
     everything = np.array_equal(task.train_index, np.arange(len(x)))
-    validation = None if task.val_index is None else _tensors(x, y, task.val_index)
     history = model.fit(
-        *_tensors(x, y, None if everything else task.train_index),
+        x if everything else x[task.train_index],
+        y if everything else y[task.train_index],
         epochs=params.epochs,
         batch_size=params.batch_size,
         validation_data=validation,
