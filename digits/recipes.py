@@ -16,7 +16,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "modern": {
         "model.arch": "modern",
         "model.width": 32,
-        "model.dropout": 0.25,
+        "model.dropout": 0.1,
         "model.label_smoothing": 0.1,
         "augment.rotation": 10.0,
         "augment.zoom": 0.1,
@@ -28,7 +28,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "optimizer.schedule": "cosine",
         "optimizer.warmup_epochs": 1,
         "batch_size": 128,
-        "epochs": 15,
+        "epochs": 14,
     },
 }
 

@@ -1,13 +1,14 @@
 """The modern recipe: one documented ``dvc exp run`` line away, and deterministic (on tiny data)."""
 
+import csv
 import json
 
 import numpy as np
 import pytest
 from conftest import ROOT, assert_same_fits, recipe_params, run, stages_run
 
-from digits.params import fields
-from digits.recipes import RECIPES, command, exp_run_args, overrides
+from digits.params import fields, read_yaml
+from digits.recipes import RECIPES, command, exp_run_args, explored_table, minutes, overrides, results_row
 from digits.training import FitTask, fit
 
 
@@ -57,3 +58,21 @@ def test_the_recipe_is_one_dvc_exp_run_away(project):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
     assert any(exp.get("name") == "modern" for exp in experiments)
+
+
+def test_the_readme_shows_the_recorded_results_of_the_recipe():
+    readme = (ROOT / "README.md").read_text()
+    record = json.loads((ROOT / "results/modern/metrics.json").read_text())
+    assert record["cv"]["data"] == {"source": "mnist", "images": 60_000}
+    assert record["command"] == command("modern")  # the recorded run is the documented recipe
+    wall = minutes(record["wall_seconds"])
+    assert results_row("**modern** (the recipe)", record["cv"], record["test"], wall) in readme
+    rows = list(csv.DictReader((ROOT / "results/modern/explored.csv").open()))
+    assert explored_table(rows) in readme
+    assert "test" not in ",".join(rows[0])  # variants are chosen on CV alone
+    chosen = max(rows, key=lambda row: float(row["cv_mean"]))
+    assert float(chosen["cv_mean"]) == round(record["cv"]["accuracy_mean"], 4)
+    recorded = read_yaml((ROOT / "results/modern/params.yaml").read_text())
+    for key, value in RECIPES["modern"].items():
+        section, _, leaf = key.rpartition(".")
+        assert (recorded[section] if section else recorded)[leaf] == value
