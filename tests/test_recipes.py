@@ -70,7 +70,11 @@ def test_the_readme_shows_the_recorded_results_of_the_recipe():
     rows = list(csv.DictReader((ROOT / "results/modern/explored.csv").open()))
     assert explored_table(rows) in readme
     assert "test" not in ",".join(rows[0])  # variants are chosen on CV alone
-    chosen = max(rows, key=lambda row: float(row["cv_mean"]))
+    # The recipe: the best CV of the variants that ran within the 20 minutes.
+    chosen = max(
+        (row for row in rows if float(row["wall_seconds"]) <= 1200), key=lambda row: float(row["cv_mean"])
+    )
+    assert chosen["settings"] == "(the recipe)" and float(chosen["epochs"]) == RECIPES["modern"]["epochs"]
     assert float(chosen["cv_mean"]) == round(record["cv"]["accuracy_mean"], 4)
     recorded = read_yaml((ROOT / "results/modern/params.yaml").read_text())
     for key, value in RECIPES["modern"].items():
