@@ -1,6 +1,6 @@
 """Side-by-side benchmark: the plain tutorial script vs the pipeline, same data and params.
 
-    make bench                  # full MNIST, full protocol (about 17 minutes here)
+    make bench                  # full MNIST, full protocol (about 9 minutes here, idle)
     make bench ARGS=--quick     # 6,000 training images, 2 epochs (about 2 minutes)
 
 Needs the full MNIST in MNIST_DIR (default: ../shared/data/mnist). The pipeline is timed
