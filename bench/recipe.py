@@ -26,19 +26,20 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 from digits.files import write_json
 from digits.layout import CV_METRICS, RAW, TEST_METRICS
 from digits.mnist import read_source
 from digits.params import PARAMS_FILE, load_params, read_yaml
-from digits.recipes import RECIPES, exp_run_args, overrides
+from digits.recipes import RECIPES, command, exp_run_args, overrides, text
 
 EXPLORED_COLUMNS = ["settings", "epochs", "width", "cv_mean", "cv_std", "wall_seconds"]
 
 
 def setting(text: str) -> tuple[str, object]:
-    """``key=value`` of ``-S``, the value read as YAML, as DVC reads it."""
+    """``key=value`` of ``-S``, the value read as YAML (``null``, numbers, words)."""
     key, sep, value = text.partition("=")
     if not sep:
         raise argparse.ArgumentTypeError(f"{text!r}: expected key=value, e.g. epochs=8")
@@ -52,12 +53,10 @@ def machine() -> dict[str, object]:
          if line.startswith("model name")),
         platform.processor(),
     )  # fmt: skip
-    import tensorflow as tf
-
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "tensorflow": tf.__version__,
+        "tensorflow": version("tensorflow"),  # from the metadata: no TensorFlow start-up here
         "load_before": os.getloadavg()[0],
     }
 
@@ -93,7 +92,7 @@ def main() -> None:
         writer = csv.writer(file)
         if new:
             writer.writerow(EXPLORED_COLUMNS)
-        changed = " ".join(f"{key}={value}" for key, value in args.extra) or "(the recipe)"
+        changed = " ".join(f"{key}={text(value)}" for key, value in args.extra) or "(the recipe)"
         row = [changed, params.epochs, params.model.width, cv["accuracy_mean"], cv["accuracy_std"], wall]
         writer.writerow(row)
     print(
@@ -106,7 +105,7 @@ def main() -> None:
         "cv": cv,
         "test": test,
         "wall_seconds": wall,
-        "command": "dvc exp run " + " ".join(exp_run_args(settings)),
+        "command": command(args.recipe, dict(args.extra)),
     }
     write_json(out / "metrics.json", {**record, "machine": about})
     subprocess.run(

@@ -119,7 +119,7 @@ def _augmentation(params: Params, draw: Callable[[], int]) -> list[layers.Layer]
 
 
 def _loss(label_smoothing: float) -> str | keras.losses.Loss:
-    if not label_smoothing:  # the tutorial's loss, named as it was: the same bytes in the saved model
+    if not label_smoothing:  # the tutorial's loss, named as it was: the same config in the saved model
         return "categorical_crossentropy"
     return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
 

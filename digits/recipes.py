@@ -48,9 +48,9 @@ def text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def command(name: str) -> str:
-    """The documented command line of a recipe."""
-    return " ".join(["dvc", "exp", "run", *exp_run_args(overrides(name))])
+def command(name: str, extra: dict[str, Any] | None = None) -> str:
+    """The command line of a recipe (with ``extra`` on top): the README documents ``command(name)``."""
+    return " ".join(["dvc", "exp", "run", *exp_run_args(overrides(name, extra))])
 
 
 def minutes(seconds: float) -> str:
