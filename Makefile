@@ -23,7 +23,7 @@ setup: $(VENV)/.installed
 run: $(VENV)/.installed
 	dvc repro
 	dvc plots show --quiet --out dvc_plots
-	python -m digits.summary --since $(START) --plots dvc_plots/index.html
+	python -m digits.reporting.summary --since $(START) --plots dvc_plots/index.html
 
 test: $(VENV)/.installed-dev
 	pytest
@@ -81,7 +81,7 @@ clean:
 # A report of params, metrics and plots against BASE, in review/report.md: make review BASE=main
 BASE ?= main
 review: $(VENV)/.installed-review
-	python -m digits.review $(BASE)
+	python -m digits.reporting.review $(BASE)
 
 # Plain tutorial script vs the pipeline, same data (MNIST_DIR) and params: make bench [ARGS=--quick]
 bench: $(VENV)/.installed
@@ -93,4 +93,4 @@ HOST = 127.0.0.1
 PORT = 8000
 .PHONY: serve
 serve: $(VENV)/.installed
-	python -m digits.serve --host $(HOST) --port $(PORT)
+	python -m digits.use.serve --host $(HOST) --port $(PORT)

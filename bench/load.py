@@ -2,7 +2,7 @@
 
     python -m bench.load [--model models/model.keras] [--clients 20] [--seconds 30]
 
-Starts ``python -m digits.serve`` on 127.0.0.1 (a free port), then runs ``--clients``
+Starts ``python -m digits.use.serve`` on 127.0.0.1 (a free port), then runs ``--clients``
 clients side by side for ``--seconds``, each behaving as the page does while someone draws:
 it sends the drawing (a 140x140 PNG, as the page sends it), waits for the answer, and sends
 the next one ``--interval`` ms after the previous one was sent (the page's 100 ms), or at
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from digits.layout import FINAL_MODEL
+from digits.core.layout import FINAL_MODEL
 
 HOST = "127.0.0.1"
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     command = [
         sys.executable,
         "-m",
-        "digits.serve",
+        "digits.use.serve",
         "--host",
         HOST,
         "--port",

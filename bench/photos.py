@@ -4,7 +4,7 @@
 
 The digits are drawn (seeded) from the 10,000 MNIST test images, in data/raw after
 ``make run``, or in MNIST_DIR. Each becomes one photo or scan of every kind of
-``digits.corpus``; each photo goes through ``predict``'s preprocessing and the model.
+``digits.use.corpus``; each photo goes through ``predict``'s preprocessing and the model.
 Prints a Markdown table: per kind the accuracy, how often the answer was "unsure", and the
 preprocessing time per image; the first row is the same digits given to the model as they
 are in MNIST. ``--save`` also writes the images, to look at.
@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from digits import cli
-from digits.classifier import Classifier
-from digits.corpus import KINDS, photos
-from digits.errors import DataError
-from digits.idx import read_idx
-from digits.layout import FINAL_MODEL, RAW
-from digits.mnist import FILES
-from digits.photo import open_image, to_mnist
+from digits.core import cli
+from digits.core.errors import DataError
+from digits.core.idx import read_idx
+from digits.core.layout import FINAL_MODEL, RAW
+from digits.core.mnist import FILES
+from digits.use.classifier import Classifier
+from digits.use.corpus import KINDS, photos
+from digits.use.photo import open_image, to_mnist
 
 
 def test_digits() -> tuple[np.ndarray, np.ndarray]:

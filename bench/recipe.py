@@ -29,11 +29,11 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from digits.files import write_json
-from digits.layout import CV_METRICS, RAW, TEST_METRICS
-from digits.mnist import read_source
-from digits.params import PARAMS_FILE, load_params, read_yaml
-from digits.recipes import RECIPES, command, exp_run_args, overrides, text
+from digits.core.files import write_json
+from digits.core.layout import CV_METRICS, RAW, TEST_METRICS
+from digits.core.mnist import read_source
+from digits.core.params import PARAMS_FILE, load_params, read_yaml
+from digits.reporting.recipes import RECIPES, command, exp_run_args, overrides, text
 
 EXPLORED_COLUMNS = ["settings", "epochs", "width", "cv_mean", "cv_std", "wall_seconds"]
 
@@ -109,7 +109,7 @@ def main() -> None:
     }
     write_json(out / "metrics.json", {**record, "machine": about})
     subprocess.run(
-        [sys.executable, "-m", "digits.review", args.base, "--out", str(out / "review")], check=True
+        [sys.executable, "-m", "digits.reporting.review", args.base, "--out", str(out / "review")], check=True
     )
     scores = f"CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, test {test['accuracy']:.2f}"
     print(f"recipe {args.recipe}: {scores}, ensemble {test['ensemble_accuracy']:.2f}, {wall:.0f} s: {out}")

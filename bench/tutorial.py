@@ -23,9 +23,9 @@ import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
-from digits.mnist import Split  # noqa: E402
-from digits.prepared import stratified_subset  # noqa: E402
-from digits.sources import from_dir  # noqa: E402
+from digits.core.mnist import Split  # noqa: E402
+from digits.data.prepared import stratified_subset  # noqa: E402
+from digits.data.sources import from_dir  # noqa: E402
 
 
 def prep(split: Split) -> tuple[np.ndarray, np.ndarray]:

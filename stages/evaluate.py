@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from digits import cli
-from digits.evaluation import ensemble_probabilities, load_models, test_metrics
-from digits.files import atomic_file, write_json
-from digits.layout import FINAL_MODEL, FOLD_MODELS, PREDICTIONS, PREPARED, RAW, TEST_METRICS
-from digits.mnist import read_source
-from digits.params import load_params
-from digits.prepared import load_prepared
+from digits.core import cli
+from digits.core.files import atomic_file, write_json
+from digits.core.layout import FINAL_MODEL, FOLD_MODELS, PREDICTIONS, PREPARED, RAW, TEST_METRICS
+from digits.core.mnist import read_source
+from digits.core.params import load_params
+from digits.data.prepared import load_prepared
+from digits.reporting.evaluation import ensemble_probabilities, load_models, test_metrics
 
 
 def main() -> None:

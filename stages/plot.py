@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import pandas as pd
 
-from digits import cli
-from digits.figures import confusion_matrix, fold_scores, learning_curves, mean_history, misclassified, save
-from digits.files import atomic_dir, atomic_file
-from digits.layout import HISTORY, IMAGES, MEAN_HISTORY, PREDICTIONS, PREPARED, SCORES
-from digits.params import load_params
-from digits.prepared import load_prepared
+from digits.core import cli
+from digits.core.files import atomic_dir, atomic_file
+from digits.core.layout import HISTORY, IMAGES, MEAN_HISTORY, PREDICTIONS, PREPARED, SCORES
+from digits.core.params import load_params
+from digits.data.prepared import load_prepared
+from digits.reporting.figures import (
+    confusion_matrix,
+    fold_scores,
+    learning_curves,
+    mean_history,
+    misclassified,
+    save,
+)
 
 
 def main() -> None:

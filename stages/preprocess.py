@@ -7,12 +7,12 @@ stratified, seeded subset of that many images; the test set is never cut.
 
 from __future__ import annotations
 
-from digits import cli
-from digits.files import atomic_dir
-from digits.layout import PREPARED, RAW
-from digits.mnist import read_raw
-from digits.params import load_params
-from digits.prepared import prepare, save_prepared, stratified_subset
+from digits.core import cli
+from digits.core.files import atomic_dir
+from digits.core.layout import PREPARED, RAW
+from digits.core.mnist import read_raw
+from digits.core.params import load_params
+from digits.data.prepared import prepare, save_prepared, stratified_subset
 
 
 def main() -> None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from digits import cli
-from digits.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table, save_model
-from digits.files import atomic_dir, atomic_file, write_json
-from digits.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARED, RAW, SCORES
-from digits.mnist import read_source
-from digits.parallel import run_tasks
-from digits.params import load_params
-from digits.prepared import load_shared
+from digits.core import cli
+from digits.core.files import atomic_dir, atomic_file, write_json
+from digits.core.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARED, RAW, SCORES
+from digits.core.mnist import read_source
+from digits.core.params import load_params
+from digits.data.prepared import load_shared
+from digits.training.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table, save_model
+from digits.training.parallel import run_tasks
 
 
 def main() -> None:

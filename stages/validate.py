@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 
-from digits import cli
-from digits.files import atomic_file
-from digits.layout import RAW, WANTED
-from digits.params import check_environment, load_params
-from digits.sources import wanted
+from digits.core import cli
+from digits.core.files import atomic_file
+from digits.core.layout import RAW, WANTED
+from digits.core.params import check_environment, load_params
+from digits.data.sources import wanted
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from digits.idx import encode_idx
-from digits.mnist import FILES, Split
+from digits.core.idx import encode_idx
+from digits.core.mnist import FILES, Split
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -25,7 +25,7 @@ needs_full_mnist = pytest.mark.skipif(
 )
 
 # This process runs fits like a training worker does: one thread, deterministic ops.
-from digits.training import _configure_tensorflow  # noqa: E402
+from digits.training.fit import _configure_tensorflow  # noqa: E402
 
 _configure_tensorflow()
 
@@ -56,11 +56,11 @@ def tiny_gz(monkeypatch) -> dict[str, bytes]:
     """Small generated ``.gz`` files, with the download stage told their checksums."""
     import hashlib
 
-    import digits.sources
+    import digits.data.sources
 
     files = gz_files(make_splits())
     checksums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-    monkeypatch.setattr(digits.sources, "GZ_SHA256", checksums)
+    monkeypatch.setattr(digits.data.sources, "GZ_SHA256", checksums)
     return files
 
 
@@ -179,7 +179,7 @@ def write_params(path: Path, **overrides) -> None:
 
 def assert_same_fits(a: list, b: list, folder: Path) -> None:
     """Two runs of the same fits (lists of FitResult): same names, histories and weights, bit for bit."""
-    from digits.model import load_model
+    from digits.training.model import load_model
 
     def weights(result) -> list[np.ndarray]:
         path = folder / "model.keras"
@@ -195,14 +195,14 @@ def assert_same_fits(a: list, b: list, folder: Path) -> None:
 
 def make_params(**overrides):
     """The committed params with ``overrides``, validated."""
-    from digits.params import parse_params
+    from digits.core.params import parse_params
 
     return parse_params(params_tree(**overrides))
 
 
 def recipe_params(name: str = "modern", extra: dict | None = None):
-    """A recipe's params (``digits/recipes.py``), ``extra`` (dotted keys) on top, validated."""
-    from digits.recipes import overrides
+    """A recipe's params (``digits/reporting/recipes.py``), ``extra`` (dotted keys) on top, validated."""
+    from digits.reporting.recipes import overrides
 
     return make_params(**{key.replace(".", "__"): value for key, value in overrides(name, extra).items()})
 

@@ -7,7 +7,7 @@ import yaml
 from conftest import ROOT, run
 from revisions import two_revisions
 
-from digits.layout import FINAL_MODEL, FOLD_MODELS
+from digits.core.layout import FINAL_MODEL, FOLD_MODELS
 
 pytestmark = pytest.mark.timeout(900)
 

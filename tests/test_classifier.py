@@ -10,8 +10,8 @@ from conftest import ROOT, project_env
 from PIL import Image
 from trained import model_file
 
-from digits.classifier import UNSURE_BELOW, Answer, Classifier
-from digits.errors import DataError
+from digits.core.errors import DataError
+from digits.use.classifier import UNSURE_BELOW, Answer, Classifier
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_a_model_for_something_else_is_refused(tmp_path, model, message):
 
 
 def test_a_model_with_broken_weights_is_refused(good_model, tmp_path):
-    from digits.model import load_model
+    from digits.training.model import load_model
 
     model = load_model(good_model)
     weights = model.get_weights()
@@ -100,7 +100,7 @@ def test_predict_reports_a_damaged_model_in_one_line(good_model, tmp_path):
     image = tmp_path / "seven.png"
     Image.open(ROOT / "docs" / "seven.png").save(image)
     result = subprocess.run(
-        [sys.executable, "-m", "digits.predict", str(image), "--model", str(damaged)],
+        [sys.executable, "-m", "digits.use.predict", str(image), "--model", str(damaged)],
         cwd=ROOT,
         env=project_env(),
         capture_output=True,

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from conftest import assert_same_fits, make_params, project_env
 
-import digits.parallel
-from digits.cv import final_task, fold_tasks
-from digits.errors import ParamsError, PipelineError
-from digits.parallel import (
+import digits.training.parallel
+from digits.core.errors import ParamsError, PipelineError
+from digits.data.prepared import prepare, stratified_subset
+from digits.data.sources import from_sample
+from digits.training.cv import final_task, fold_tasks
+from digits.training.parallel import (
     PACKAGE,
     check_reports,
     connect,
@@ -29,8 +31,6 @@ from digits.parallel import (
     prepare_cluster,
     run_tasks,
 )
-from digits.prepared import prepare, stratified_subset
-from digits.sources import from_sample
 
 BIN = Path(sys.executable).parent
 
@@ -129,14 +129,14 @@ def test_workers_run_the_code_sent_by_this_run(cluster, tmp_path, monkeypatch):
         f.write("EDITED = True\n")
 
     def edited() -> bool:
-        return sys.modules["digits.training"].__dict__.get("EDITED", False)
+        return sys.modules["digits.training.fit"].__dict__.get("EDITED", False)
 
     def run_and_probe() -> dict:
         with connect(cluster) as client:
             prepare_cluster(client, cluster)
             return client.run(edited) | {"scheduler": client.run_on_scheduler(edited)}
 
-    monkeypatch.setattr(digits.parallel, "PACKAGE", source)
+    monkeypatch.setattr(digits.training.parallel, "PACKAGE", source)
     assert set(run_and_probe().values()) == {True}
     monkeypatch.undo()
     assert set(run_and_probe().values()) == {False}
@@ -144,7 +144,7 @@ def test_workers_run_the_code_sent_by_this_run(cluster, tmp_path, monkeypatch):
 
 def test_other_versions_on_the_workers_stop_the_run(cluster, monkeypatch):
     here = package_versions() | {"keras": "0.1.0"}  # as if this machine had another Keras
-    monkeypatch.setattr(digits.parallel, "package_versions", lambda: here)
+    monkeypatch.setattr(digits.training.parallel, "package_versions", lambda: here)
     with connect(cluster) as client:
         with pytest.raises(
             PipelineError, match=r"^worker tcp://127\.0\.0\.1:\d+ has keras 3\.[\d.]+, this machine"
@@ -154,8 +154,8 @@ def test_other_versions_on_the_workers_stop_the_run(cluster, monkeypatch):
 
 def test_fits_past_their_deadline_fail(cluster, tiny_train, monkeypatch):
     x, y, tasks = tiny_train
-    monkeypatch.setattr(digits.parallel, "FITS_BASE_TIMEOUT", 0.0)
-    monkeypatch.setattr(digits.parallel, "FIT_SECONDS_PER_EPOCH_PER_10K", 0.01)
+    monkeypatch.setattr(digits.training.parallel, "FITS_BASE_TIMEOUT", 0.0)
+    monkeypatch.setattr(digits.training.parallel, "FIT_SECONDS_PER_EPOCH_PER_10K", 0.01)
     params = make_params(epochs=1, cv__backend="dask", cv__scheduler=cluster)
     with pytest.raises(
         PipelineError, match=r"the fits did not finish within 0 s on tcp://.* \(0 of 3 done\)"
@@ -165,7 +165,7 @@ def test_fits_past_their_deadline_fail(cluster, tiny_train, monkeypatch):
 
 def test_a_cluster_without_workers_fails_fast(tmp_path, tiny_train, monkeypatch):
     x, y, tasks = tiny_train
-    monkeypatch.setattr(digits.parallel, "WORKERS_TIMEOUT", 2.0)
+    monkeypatch.setattr(digits.training.parallel, "WORKERS_TIMEOUT", 2.0)
     with dask_cluster(tmp_path, workers=0) as address:
         start = time.monotonic()
         params = make_params(cv__backend="dask", cv__scheduler=address)
@@ -181,7 +181,7 @@ def test_an_unreachable_scheduler_fails_fast(tiny_train, monkeypatch):
     import socket
 
     x, y, tasks = tiny_train
-    monkeypatch.setattr(digits.parallel, "CONNECT_TIMEOUT", 3.0)  # 10 s by default
+    monkeypatch.setattr(digits.training.parallel, "CONNECT_TIMEOUT", 3.0)  # 10 s by default
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
@@ -221,7 +221,7 @@ ARCHIVE = "digits-0123456789ab.zip"
 
 
 def report(
-    code: str = f"/scratch/{ARCHIVE}/digits/training.py", error: str | None = None, **versions
+    code: str = f"/scratch/{ARCHIVE}/digits/training/fit.py", error: str | None = None, **versions
 ) -> dict:
     return {"versions": HERE | versions, "code": code, "error": error}
 
@@ -253,8 +253,9 @@ def test_matching_nodes_pass_the_check():
             "worker tcp://w:1 cannot run the project's code (ModuleNotFoundError: No module named 'digits')",
         ),
         (
-            {"tcp://w:1": report(code="/opt/old/digits/training.py")},
-            "worker tcp://w:1 imports the project's code from /opt/old/digits/training.py, not the copy sent",
+            {"tcp://w:1": report(code="/opt/old/digits/training/fit.py")},
+            "worker tcp://w:1 imports the project's code from /opt/old/digits/training/fit.py, "
+            "not the copy sent",
         ),
     ],
 )
@@ -269,21 +270,25 @@ def test_the_scheduler_needs_no_tensorflow():
     check_reports({"scheduler": report(tensorflow=None, keras=None), "tcp://w:1": report()}, ARCHIVE, HERE)
 
 
-def copy_package(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for path in PACKAGE.glob("*.py"):
-        (dest / path.name).write_bytes(path.read_bytes())
+def copy_package(dest: Path, mtime: float) -> Path:
+    """A copy of the package's sources whose files all carry the time ``mtime``."""
+    for path in PACKAGE.rglob("*.py"):
+        copy = dest / path.relative_to(PACKAGE)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes())
+        os.utime(copy, (mtime, mtime))
     return dest
 
 
 def test_the_code_archive_is_the_same_bytes_for_the_same_sources(tmp_path):
-    first = pack_code(copy_package(tmp_path / "a" / "digits"), tmp_path / "a")
-    time.sleep(0.01)
-    second = pack_code(copy_package(tmp_path / "b" / "digits"), tmp_path / "b")  # newer file times
+    # File times years apart (zip times have a 2-second resolution): an archive that
+    # recorded them would differ.
+    first = pack_code(copy_package(tmp_path / "a" / "digits", mtime=1e9), tmp_path / "a")
+    second = pack_code(copy_package(tmp_path / "b" / "digits", mtime=1.7e9), tmp_path / "b")
     assert first.name == second.name and first.read_bytes() == second.read_bytes()
     names = zipfile.ZipFile(first).namelist()
-    assert {"digits/__init__.py", "digits/parallel.py", "digits/training.py", "digits/model.py"} <= set(names)
+    assert {"digits/__init__.py", "digits/training/parallel.py", "digits/training/fit.py"} <= set(names)
     assert all(name.startswith("digits/") and name.endswith(".py") for name in names)
-    with open(tmp_path / "b" / "digits" / "model.py", "a") as f:
+    with open(tmp_path / "b" / "digits" / "training" / "model.py", "a") as f:
         f.write("# edited\n")
     assert pack_code(tmp_path / "b" / "digits", tmp_path).name != first.name

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from conftest import SHARED_MNIST, make_splits, needs_full_mnist
 
-import digits.sources as sources
-from digits.errors import DataError
-from digits.idx import encode_idx
-from digits.mnist import FILES, IDX_SHA256, check_canonical, read_raw, write_raw
+import digits.data.sources as sources
+from digits.core.errors import DataError
+from digits.core.idx import encode_idx
+from digits.core.mnist import FILES, IDX_SHA256, check_canonical, read_raw, write_raw
 
 
 class Mirrors:

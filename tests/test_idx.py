@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from digits.errors import DataError
-from digits.idx import decode_idx, encode_idx, read_idx
+from digits.core.errors import DataError
+from digits.core.idx import decode_idx, encode_idx, read_idx
 
 
 def test_round_trip_images_and_labels(tmp_path):

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from conftest import make_params, recipe_params
 
-from digits.errors import DataError
-from digits.model import build_model, load_model
-from digits.params import fields
-from digits.recipes import RECIPES
+from digits.core.errors import DataError
+from digits.core.params import fields
+from digits.reporting.recipes import RECIPES
+from digits.training.model import build_model, load_model
 
 
 @pytest.mark.parametrize("arch", ["baseline", "batchnorm", "deeper", "modern"])

@@ -13,7 +13,7 @@ from conftest import CHROMIUM, CHROMIUM_FLAGS
 from PIL import Image, ImageDraw
 from trained import model_file
 
-from digits.serve import create_app
+from digits.use.serve import create_app
 
 pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Chromium (apt-get install chromium)")
 # The page has nothing left to send and no answer to wait for (its own script's variables).

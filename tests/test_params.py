@@ -3,8 +3,8 @@ import re
 import pytest
 from conftest import ROOT, params_tree
 
-from digits.errors import ParamsError
-from digits.params import Params, allowed, fields, load_params, parse_params
+from digits.core.errors import ParamsError
+from digits.core.params import Params, allowed, fields, load_params, parse_params
 
 
 def with_value(key: str, value) -> dict:
@@ -159,6 +159,6 @@ def test_unreadable_or_invalid_yaml(tmp_path):
 
 
 def test_readme_table_is_made_from_the_declarations():
-    from digits.params import markdown_table
+    from digits.core.params import markdown_table
 
     assert markdown_table() in (ROOT / "README.md").read_text()

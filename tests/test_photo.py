@@ -10,10 +10,18 @@ from conftest import needs_full_mnist
 from PIL import Image
 from trained import accuracy, mnist_split, model_file
 
-from digits.classifier import Classifier
-from digits.corpus import KINDS, dark_frame, lighting, on_desk, photos, sheet
-from digits.errors import DataError
-from digits.photo import MAX_PIXELS, is_paper, open_image, surroundings, to_grayscale, to_mnist, working_copy
+from digits.core.errors import DataError
+from digits.use.classifier import Classifier
+from digits.use.corpus import KINDS, dark_frame, lighting, on_desk, photos, sheet
+from digits.use.photo import (
+    MAX_PIXELS,
+    is_paper,
+    open_image,
+    surroundings,
+    to_grayscale,
+    to_mnist,
+    working_copy,
+)
 
 # EXIF orientation -> how a camera stores the upright picture under that tag.
 STORED = {
@@ -37,7 +45,7 @@ def test_split():
     """300 MNIST test digits, or the sample's held-out digits without the full files."""
     split = mnist_split("test")
     if split is None:
-        from digits.sources import from_sample
+        from digits.data.sources import from_sample
 
         split = from_sample()["test"]
     return split.images[:300], split.labels[:300]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import SHARED_MNIST, needs_full_mnist, run, snapshot, stages_run
 
-from digits.render import OFFLINE_TEMPLATE, offline_template
+from digits.reporting.render import OFFLINE_TEMPLATE, offline_template
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -116,7 +116,7 @@ def test_epochs_experiment_reruns_train_evaluate_plot_and_is_listed(project):
 
 
 def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
-    with open(project / "digits/evaluation.py", "a") as file:
+    with open(project / "digits/reporting/evaluation.py", "a") as file:
         file.write("\n# an edit\n")
     result = run(["dvc", "repro"], project)
     # evaluate's outputs come out the same, so plot, which reads them, need not run
@@ -226,7 +226,7 @@ def test_temporary_files_of_a_killed_run_are_ignored_and_cleaned(project):
 
 
 def test_make_run_summary_gives_results_time_and_next_steps(trained_project, monkeypatch):
-    from digits.summary import summary
+    from digits.reporting.summary import summary
 
     monkeypatch.chdir(trained_project)
     cv = json.loads((trained_project / "metrics/cv.json").read_text())

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from digits.figures import (
+from digits.reporting.figures import (
     DPI,
     MAX_WIDTH_PX,
     class_percent,

@@ -19,7 +19,7 @@ import yaml
 from conftest import CHROMIUM, ROOT, chromium, run, screenshot
 from revisions import HEAD_EPOCHS, two_revisions
 
-from digits.figures import MAX_WIDTH_PX
+from digits.reporting.figures import MAX_WIDTH_PX
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 from trained import mnist_split, model_file
 
-from digits import classifier as classifier_module
-from digits.classifier import UNSURE_BELOW, Answer
-from digits.errors import DataError
-from digits.predict import describe, main
+from digits.core.errors import DataError
+from digits.use import classifier as classifier_module
+from digits.use.classifier import UNSURE_BELOW, Answer
+from digits.use.predict import describe, main
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def drawings(tmp_path) -> list:
     """Three test digits as dark-on-light PNGs, and their labels."""
     split = mnist_split("test")
     if split is None:
-        from digits.sources import from_sample
+        from digits.data.sources import from_sample
 
         split = from_sample()["test"]
     paths = []

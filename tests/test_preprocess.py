@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from conftest import make_splits
 
-from digits.errors import DataError
-from digits.mnist import Split
-from digits.prepared import load_prepared, prepare, save_prepared, stratified_subset
+from digits.core.errors import DataError
+from digits.core.mnist import Split
+from digits.data.prepared import load_prepared, prepare, save_prepared, stratified_subset
 
 
 def test_prepare_shapes_dtypes_range_and_one_hot():

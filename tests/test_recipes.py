@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_same_fits, recipe_params, run, stages_run
 
-from digits.params import fields, read_yaml
-from digits.recipes import RECIPES, command, exp_run_args, explored_table, minutes, overrides, results_row
-from digits.training import FitTask, fit
+from digits.core.params import fields, read_yaml
+from digits.reporting.recipes import (
+    RECIPES,
+    command,
+    exp_run_args,
+    explored_table,
+    minutes,
+    overrides,
+    results_row,
+)
+from digits.training.fit import FitTask, fit
 
 
 def test_the_readme_documents_the_recipe_s_command_line():

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from conftest import ROOT, make_splits, project_env, write_params
 
-import digits.sources as sources
-from digits import cli
-from digits.errors import DataError
-from digits.files import atomic_dir, write_json
-from digits.idx import encode_idx
-from digits.mnist import Split, check_split, write_raw
+import digits.data.sources as sources
+from digits.core import cli
+from digits.core.errors import DataError
+from digits.core.files import atomic_dir, write_json
+from digits.core.idx import encode_idx
+from digits.core.mnist import Split, check_split, write_raw
 
-SOURCES = [p for p in (ROOT / "digits").glob("*.py")] + list((ROOT / "stages").glob("*.py"))
+SOURCES = [p for p in (ROOT / "digits").rglob("*.py")] + list((ROOT / "stages").glob("*.py"))
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ def test_os_errors_name_the_file_or_the_cause():
 
 FAILING_STAGE = """
 import sys
-from digits import cli
+from digits.core import cli
 
 def main():
     raise OSError("Timed out trying to connect to tcp://127.0.0.1:9 after 10 s")
@@ -210,7 +210,7 @@ def test_digits_debug_shows_the_traceback(debug):
 
 NOISY_PROCESS = """
 import os, sys
-from digits import quiet
+from digits.core import quiet
 
 quiet.install()
 os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\\n")
@@ -262,7 +262,7 @@ def test_commands_outside_the_environment_end_in_a_one_line_hint(tmp_path):
     bare = tmp_path / "bare"  # a Python with none of the project's dependencies
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
     result = subprocess.run(
-        [str(bare / "bin" / "python"), "-m", "digits.predict", "seven.png"],
+        [str(bare / "bin" / "python"), "-m", "digits.use.predict", "seven.png"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ import pytest
 from conftest import run
 from revisions import BASE_LIMIT, HEAD_LIMIT, two_revisions
 
-from digits.review import headline, verdict
+from digits.reporting.review import headline, verdict
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -31,7 +31,7 @@ def repo(trained_project, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(repo, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("review") / "review"
-    result = run([sys.executable, "-m", "digits.review", BASE, "--out", str(out)], repo)
+    result = run([sys.executable, "-m", "digits.reporting.review", BASE, "--out", str(out)], repo)
     assert f"review: {out / 'report.md'}" in result.stdout
     return out / "report.md"
 
@@ -91,7 +91,7 @@ def test_review_runs_without_tensorflow_pandas_or_matplotlib(repo, tmp_path):
     blocked = ["tensorflow", "keras", "pandas", "sklearn", "matplotlib", "mlxtend", "numpy"]
     code = (
         f"import sys; sys.modules.update(dict.fromkeys({blocked!r}));"
-        f"from digits.review import main; main([{BASE!r}, '--out', {str(tmp_path / 'out')!r}])"
+        f"from digits.reporting.review import main; main([{BASE!r}, '--out', {str(tmp_path / 'out')!r}])"
     )
     run([sys.executable, "-c", code], repo)
     assert (tmp_path / "out" / "report.md").read_text().startswith("**")
@@ -153,8 +153,8 @@ def fake_report(folder: Path) -> str:
 
 
 def test_out_never_deletes_what_review_did_not_create(tmp_path):
-    from digits.errors import PipelineError
-    from digits.review import publish
+    from digits.core.errors import PipelineError
+    from digits.reporting.review import publish
 
     docs = tmp_path / "docs"
     docs.mkdir()

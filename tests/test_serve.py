@@ -13,9 +13,9 @@ from starlette.testclient import TestClient
 from test_photo import encode, png_header_only
 from trained import model_file
 
-from digits.errors import DataError, PipelineError
-from digits.photo import open_image, to_mnist
-from digits.serve import MAX_UPLOAD, check_port, create_app
+from digits.core.errors import DataError, PipelineError
+from digits.use.photo import open_image, to_mnist
+from digits.use.serve import MAX_UPLOAD, check_port, create_app
 
 
 @pytest.fixture(scope="module")

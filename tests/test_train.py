@@ -1,16 +1,19 @@
+import datetime
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
 from conftest import assert_same_fits, make_params
 
-from digits.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table
-from digits.errors import ParamsError, PipelineError
-from digits.parallel import run_tasks
-from digits.params import check_environment
-from digits.prepared import prepare, stratified_subset
-from digits.sources import from_sample
-from digits.training import fit
+from digits.core.errors import ParamsError, PipelineError
+from digits.core.params import check_environment
+from digits.data.prepared import prepare, stratified_subset
+from digits.data.sources import from_sample
+from digits.training.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table
+from digits.training.fit import fit, to_bytes
+from digits.training.parallel import run_tasks
 
 
 def test_folds_partition_the_training_set():
@@ -93,3 +96,31 @@ def test_a_diverging_fit_stops_with_the_param_to_change(small_train):
         r"lower optimizer.learning_rate \(now 1.0\)",
     ):
         fit(final_task(len(x), 1), x * 1e4, y, params)  # huge inputs: the loss overflows at once
+
+
+def test_the_same_model_saved_twice_gives_the_same_bytes(monkeypatch):
+    import keras
+
+    from digits.training.model import build_model
+
+    keras.utils.set_random_seed(1)
+    model = build_model(make_params())
+    first = to_bytes(model)
+
+    # A year later, to the second: Keras' save date and the zip entry times would both differ.
+    later = datetime.datetime.now() + datetime.timedelta(days=365, seconds=7)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later
+
+    monkeypatch.setattr(datetime, "datetime", Later)
+    monkeypatch.setattr("time.time", lambda: later.timestamp())
+    monkeypatch.setattr("time.localtime", lambda *_: later.timetuple())
+    second = to_bytes(model)
+    assert first == second
+    with zipfile.ZipFile(io.BytesIO(second)) as archive:
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert json.loads(archive.read("metadata.json"))["keras_version"] == keras.__version__

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_MNIST, make_params
 
-from digits.classifier import Classifier
-from digits.idx import read_idx
-from digits.mnist import FILES, Split
+from digits.core.idx import read_idx
+from digits.core.mnist import FILES, Split
+from digits.use.classifier import Classifier
 
 
 def mnist_split(split: str) -> Split | None:
@@ -31,11 +31,11 @@ def train(path: Path) -> None:
     """Train the small model and save it to ``path``."""
     import keras
 
-    from digits.model import build_model
+    from digits.training.model import build_model
 
     train_split, epochs = mnist_split("train"), 1
     if train_split is None:
-        from digits.sources import from_sample
+        from digits.data.sources import from_sample
 
         train_split, epochs = from_sample()["train"], 3
     x = train_split.images[..., np.newaxis].astype(np.float32) / 255

@@ -8,17 +8,20 @@ the same result wherever it runs.
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import os
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from digits.errors import PipelineError
-from digits.params import Params
+from digits.core.errors import PipelineError
+from digits.core.params import Params
 
 # TensorFlow's CPU kernels split their sums by thread count, so the count is part of
 # the result: one thread per fit makes results the same for any cv.n_jobs, any machine,
@@ -94,11 +97,32 @@ def check_finite(task: FitTask, history: dict[str, list[float]], params: Params)
 
 
 def to_bytes(model) -> bytes:
-    """``model`` as the bytes of its ``.keras`` archive."""
+    """``model`` as the bytes of its ``.keras`` archive: the same weights give the same bytes."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         model.save(path)
-        return path.read_bytes()
+        return without_save_time(path.read_bytes())
+
+
+def without_save_time(archive: bytes) -> bytes:
+    """A ``.keras`` archive without the time it was saved: no ``date_saved``, fixed zip entry times.
+
+    Otherwise every save of identical weights gets new bytes, so a new hash in dvc.lock and
+    a re-run of everything downstream of it.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in source.infolist():
+            data = source.read(entry)
+            if entry.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            info = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = entry.compress_type
+            info.external_attr = 0o644 << 16
+            target.writestr(info, data)
+    return out.getvalue()
 
 
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
@@ -107,7 +131,7 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
     _configure_tensorflow()
     import keras
 
-    from digits.model import INFERENCE_BATCH_SIZE, build_model
+    from digits.training.model import INFERENCE_BATCH_SIZE, build_model
 
     start = time.perf_counter()
     keras.utils.set_random_seed(task.seed)

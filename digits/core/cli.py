@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from digits import quiet
-from digits.errors import PipelineError
+from digits.core import quiet
+from digits.core.errors import PipelineError
 
 # TensorFlow's INFO and WARNING logs are for its developers; its errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -40,7 +40,7 @@ def describe_os_error(exc: OSError) -> str:
 def run(main: Callable[[], None], filter_stderr: bool = True) -> None:
     """Call ``main``; turn expected failures into one line on stderr and an exit status.
 
-    ``filter_stderr`` drops TensorFlow's start-up noise (:mod:`digits.quiet`) from here on;
+    ``filter_stderr`` drops TensorFlow's start-up noise (:mod:`digits.core.quiet`) from here on;
     in-process callers such as tests turn it off.
     """
     if filter_stderr:

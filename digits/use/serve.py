@@ -1,13 +1,13 @@
 """A local web page to draw a digit (or upload a photo of one) and watch the model read it.
 
     make serve                      # then open 127.0.0.1:8000 in a browser
-    python -m digits.serve [--host 127.0.0.1] [--port 8000] [--model models/model.keras]
+    python -m digits.use.serve [--host 127.0.0.1] [--port 8000] [--model models/model.keras]
 
-``GET /`` is the page (``digits/static/index.html``, self-contained: it works offline).
+``GET /`` is the page (``digits/use/static/index.html``, self-contained: it works offline).
 ``POST /api/predict`` takes an image file as the request body (the drawing as PNG, or a
 photo) and answers with the top 3 digits, the label (``7`` or ``unsure: 4 or 9``) and the
 28x28 image the model saw; the image goes through the same preprocessing as
-``python -m digits.predict`` (``digits.photo``). ``GET /api/status`` says whether a model is
+``python -m digits.use.predict`` (``digits.use.photo``). ``GET /api/status`` says whether a model is
 there. Every error is a JSON object ``{"error": "..."}`` with a 4xx status (503 while there
 is no usable model), never a traceback.
 """
@@ -32,11 +32,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
-from digits import cli
-from digits.classifier import Answer, Classifier
-from digits.errors import DataError, PipelineError
-from digits.layout import FINAL_MODEL
-from digits.photo import open_image, to_mnist
+from digits.core import cli
+from digits.core.errors import DataError, PipelineError
+from digits.core.layout import FINAL_MODEL
+from digits.use.classifier import Answer, Classifier
+from digits.use.photo import open_image, to_mnist
 
 MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a phone photo is 2-10 MB
 TOP = 3
@@ -106,7 +106,7 @@ async def read_body(request: Request) -> bytes:
 def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
     """The web app, serving the model at ``model_path``."""
     slot = ModelSlot(model_path)
-    page = (resources.files("digits") / "static" / "index.html").read_text(encoding="utf-8")
+    page = (resources.files("digits.use") / "static" / "index.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -165,7 +165,7 @@ def check_port(host: str, port: int) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m digits.serve", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m digits.use.serve", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
     parser.add_argument("--port", type=int, default=8000, help="default: 8000")
     parser.add_argument("--model", type=Path, default=FINAL_MODEL, help=f"default: {FINAL_MODEL}")

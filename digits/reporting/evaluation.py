@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.model import INFERENCE_BATCH_SIZE, load_model
+from digits.training.model import INFERENCE_BATCH_SIZE, load_model
 
 
 def load_models(paths: list[Path]) -> list:

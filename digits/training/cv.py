@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from digits.errors import ParamsError
-from digits.files import atomic_file
-from digits.training import FitResult, FitTask
+from digits.core.errors import ParamsError
+from digits.core.files import atomic_file
+from digits.training.fit import FitResult, FitTask
 
 
 def fold_tasks(n_images: int, folds: int, seed: int) -> list[FitTask]:

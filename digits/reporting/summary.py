@@ -1,6 +1,6 @@
 """What ``make run`` ends with: the results in a few lines, where to look, what to try next.
 
-python -m digits.summary [--since UNIX_TIME] [--plots dvc_plots/index.html]
+python -m digits.reporting.summary [--since UNIX_TIME] [--plots dvc_plots/index.html]
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import json
 import time
 from pathlib import Path
 
-from digits import cli
-from digits.errors import RESTORE, DataError
-from digits.layout import CV_METRICS, TEST_METRICS
-from digits.params import load_params
+from digits.core import cli
+from digits.core.errors import RESTORE, DataError
+from digits.core.layout import CV_METRICS, TEST_METRICS
+from digits.core.params import load_params
 
 NEXT = (
     ("dvc exp run -S epochs=20", "an experiment: only train, evaluate and plot re-run"),
@@ -62,7 +62,9 @@ def summary(seconds: float | None, plots: Path | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m digits.summary", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m digits.reporting.summary", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--since", type=float, help="start time (seconds since the epoch) for the wall time")
     parser.add_argument("--plots", type=Path, help="the plots page to point at")
     args = parser.parse_args(argv)

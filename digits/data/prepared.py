@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.errors import RESTORE, DataError
-from digits.mnist import IMAGE_SHAPE, NUM_CLASSES, Split
+from digits.core.errors import RESTORE, DataError
+from digits.core.mnist import IMAGE_SHAPE, NUM_CLASSES, Split
 
 
 def prepare(split: Split) -> tuple[np.ndarray, np.ndarray]:

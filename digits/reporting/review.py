@@ -9,7 +9,7 @@ of ``dvc plots diff`` as PNG next to the report: the Vega plots rendered offline
 (vl-convert), both revisions in each, and the pipeline's own images side by side. The
 pull-request workflow posts it with CML, which uploads the images; locally:
 
-    python -m digits.review [BASE] [--out review]
+    python -m digits.reporting.review [BASE] [--out review]
 
 Only dvc and vl-convert are needed (requirements-review.lock), not TensorFlow.
 """
@@ -25,10 +25,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from digits import cli
-from digits.errors import PipelineError
-from digits.layout import CV_METRICS, TEST_METRICS
-from digits.render import vegalite_to_png
+from digits.core import cli
+from digits.core.errors import PipelineError
+from digits.core.layout import CV_METRICS, TEST_METRICS
+from digits.reporting.render import vegalite_to_png
 
 MANIFEST = ".digits-review"  # in the report folder: the files this command wrote there
 WORKSPACE = "workspace"  # how DVC names the revision under review
@@ -228,7 +228,9 @@ def publish(out: Path, build: Callable[[Path], str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m digits.review", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m digits.reporting.review", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("base", nargs="?", default="main", help="revision to compare with (default: main)")
     parser.add_argument("--out", type=Path, default=Path("review"), help="report folder (default: review)")
     args = parser.parse_args(argv)

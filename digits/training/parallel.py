@@ -5,7 +5,7 @@ Before any fit is submitted, :func:`run_on_cluster` waits for a worker, sends th
 package to the scheduler and the workers (the scheduler unpickles the task graph,
 so it needs the code too), and checks on each that the code imports and that
 Python, TensorFlow, Keras, NumPy, pydantic and distributed are the versions used here.
-Whatever fails is one :class:`~digits.errors.PipelineError` line naming the cause.
+Whatever fails is one :class:`~digits.core.errors.PipelineError` line naming the cause.
 
 Every wait on the cluster has a deadline (the constants below, in seconds), so a
 missing scheduler, a cluster without workers or lost workers end in an error, never a hang.
@@ -29,14 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from digits.errors import ParamsError, PipelineError
+from digits.core.errors import ParamsError, PipelineError
 
 if TYPE_CHECKING:
     import numpy as np
     from distributed import Client
 
-    from digits.params import Params
-    from digits.training import FitResult, FitTask
+    from digits.core.params import Params
+    from digits.training.fit import FitResult, FitTask
 
 CONNECT_TIMEOUT = 10.0  # reach the scheduler
 WORKERS_TIMEOUT = 30.0  # at least one worker connected to it
@@ -67,7 +67,7 @@ def run_locally(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Para
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    from digits.training import fit
+    from digits.training.fit import fit
 
     n_jobs = min(params.cv.n_jobs or os.cpu_count() or 1, len(tasks))
     try:
@@ -81,7 +81,7 @@ def run_locally(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Para
 
 def scheduler_address(params: Params) -> str:
     """``cv.scheduler``, else ``$DASK_SCHEDULER_ADDRESS``."""
-    from digits.params import check_environment
+    from digits.core.params import check_environment
 
     check_environment(params)  # the validate stage's one-line error when there is neither
     return params.cv.scheduler or os.environ["DASK_SCHEDULER_ADDRESS"]
@@ -208,9 +208,9 @@ def node_report(archive: str) -> dict[str, Any]:
             del sys.modules[name]
     report: dict[str, Any] = {"versions": package_versions(), "code": None, "error": None}
     try:
-        import digits.training
+        import digits.training.fit
 
-        report["code"] = digits.training.__file__
+        report["code"] = digits.training.fit.__file__
     except Exception as exc:  # whatever stops the import stops the fits: report it, do not crash the node
         report["error"] = f"{type(exc).__name__}: {_first_line(exc)}"
     return report
@@ -267,7 +267,7 @@ def _fit_on_cluster(
 
     from distributed import KilledWorker, as_completed
 
-    from digits.training import fit
+    from digits.training.fit import fit
 
     x_data, y_data = _within(client, address, "sending the training data", lambda: client.scatter([x, y]))
     futures = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.errors import DataError
+from digits.core.errors import DataError
 
 UBYTE = 0x08
 GZIP_MAGIC = b"\x1f\x8b"

@@ -21,7 +21,7 @@ from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.fields import FieldInfo
 
-from digits.errors import ParamsError
+from digits.core.errors import ParamsError
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -60,7 +60,8 @@ class CVParams(_Section):
 
 class ModelParams(_Section):
     arch: Literal["baseline", "batchnorm", "deeper", "modern"] = Field(
-        "baseline", description="baseline (the tutorial's CNN), batchnorm, deeper, modern (digits/model.py)"
+        "baseline",
+        description="baseline (the tutorial's CNN), batchnorm, deeper, modern (digits/training/model.py)",
     )
     width: int = Field(32, ge=1, le=512, description="filters of the first conv layer (later blocks: 2x, 4x)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate before each dense layer; 0: none")

@@ -1,7 +1,7 @@
 """Vega-Lite plots without network: an offline page template for DVC, and PNG rendering.
 
 DVC's HTML loads vega, vega-lite and vega-embed from a CDN, so offline the page is
-blank (dvc#5679). ``python -m digits.render`` writes ``.dvc/offline.html``, a page
+blank (dvc#5679). ``python -m digits.reporting.render`` writes ``.dvc/offline.html``, a page
 template with the three libraries inlined (from vl-convert), which ``.dvc/config``
 names as ``plots.html_template``.
 """
@@ -48,7 +48,7 @@ def vegalite_to_png(spec: dict, path: Path, scale: float = 1.5) -> None:
 
 
 def main() -> None:
-    from digits.files import atomic_file
+    from digits.core.files import atomic_file
 
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else OFFLINE_TEMPLATE
     with atomic_file(target) as tmp:

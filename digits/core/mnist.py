@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from digits.errors import RESTORE, DataError
-from digits.idx import encode_idx, read_idx
+from digits.core.errors import RESTORE, DataError
+from digits.core.idx import encode_idx, read_idx
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10

@@ -1,6 +1,6 @@
 """A photo, scan or drawing of one handwritten digit -> the 28x28 digit MNIST would have made of it.
 
-Used by ``python -m digits.predict`` and by the draw-a-digit page alike. The steps:
+Used by ``python -m digits.use.predict`` and by the draw-a-digit page alike. The steps:
 
 1. Decode, honouring the EXIF orientation of phone photos; grayscale in 0..1 from any
    bit depth (16-bit scans included); transparent areas count as white paper.
@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
-from digits.errors import DataError
+from digits.core.errors import DataError
 
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; larger is refused before decoding
 MIN_CONTRAST = 32 / 255  # less ink contrast than this is a blank image

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from digits.errors import DataError
-from digits.mnist import IMAGE_SHAPE, NUM_CLASSES
+from digits.core.errors import DataError
+from digits.core.mnist import IMAGE_SHAPE, NUM_CLASSES
 
 # Below this top probability the answer is "unsure: 4 or 9". With the full-MNIST baseline it
 # flags about half of the wrong answers on the MNIST test set and under 1% of the right ones.
@@ -51,7 +51,7 @@ class Classifier:
 
     @classmethod
     def load(cls, path: Path) -> Classifier:
-        from digits.model import load_model  # TensorFlow starts only when a model is wanted
+        from digits.training.model import load_model  # TensorFlow starts only when a model is wanted
 
         return cls(load_model(path), path)
 
@@ -69,7 +69,7 @@ class Classifier:
 
     def probabilities(self, digits: np.ndarray) -> np.ndarray:
         """digits [N, 28, 28] -> probabilities [N, 10], each row checked to be a distribution."""
-        from digits.model import INFERENCE_BATCH_SIZE
+        from digits.training.model import INFERENCE_BATCH_SIZE
 
         x = np.asarray(digits, np.float32)[..., np.newaxis]
         # predict_on_batch, not predict: the same numbers without predict's ~90 ms set-up per call.

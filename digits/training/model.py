@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING
 import keras
 from keras import layers
 
-from digits.errors import RESTORE, DataError
-from digits.mnist import IMAGE_SHAPE, NUM_CLASSES
+from digits.core.errors import RESTORE, DataError
+from digits.core.mnist import IMAGE_SHAPE, NUM_CLASSES
 
 if TYPE_CHECKING:
-    from digits.params import OptimizerParams, Params
+    from digits.core.params import OptimizerParams, Params
 
 INPUT_SHAPE = (*IMAGE_SHAPE, 1)
 # Inference only (validation, test, predict): large batches are cheap.

@@ -1,8 +1,8 @@
 """Classify your own images of handwritten digits with the trained model.
 
-    python -m digits.predict photo.jpg scan.png [--top 3] [--json] [--model models/model.keras]
+    python -m digits.use.predict photo.jpg scan.png [--top 3] [--json] [--model models/model.keras]
 
-Each image is made into an MNIST-style digit first (see ``digits.photo``). An image that
+Each image is made into an MNIST-style digit first (see ``digits.use.photo``). An image that
 cannot be read is reported in one line and the others are still classified; the exit
 status is then 1. When the model is unsure it says so: ``unsure: 4 or 9``.
 """
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from digits import cli
-from digits.classifier import Answer, Classifier
-from digits.errors import DataError
-from digits.layout import FINAL_MODEL
-from digits.photo import open_image, to_mnist
+from digits.core import cli
+from digits.core.errors import DataError
+from digits.core.layout import FINAL_MODEL
+from digits.use.classifier import Answer, Classifier
+from digits.use.photo import open_image, to_mnist
 
 
 def describe(answer: Answer, top: int) -> str:
@@ -37,7 +37,7 @@ def record(image: Path, answer: Answer, top: int) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m digits.predict", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m digits.use.predict", description=__doc__.split("\n")[0])
     parser.add_argument("images", nargs="+", type=Path, help="images (PNG, JPEG, TIFF...), one digit each")
     parser.add_argument(
         "--top",

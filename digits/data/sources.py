@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from digits.errors import DataError
-from digits.idx import decode_idx, gunzip, require_gzip
-from digits.mnist import FILES, GZ_SHA256, Split, check_canonical, read_raw, read_source, sha256
+from digits.core.errors import DataError
+from digits.core.idx import decode_idx, gunzip, require_gzip
+from digits.core.mnist import FILES, GZ_SHA256, Split, check_canonical, read_raw, read_source, sha256
 
 Source = Literal["mnist", "sample"]
 

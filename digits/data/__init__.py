@@ -1,0 +1,1 @@
+"""Getting the data (download: MNIST or the sample) and preparing it (preprocess: arrays for Keras)."""

@@ -1,0 +1,1 @@
+"""Using the model: predict on photos and scans, and the draw-a-digit page."""
