@@ -158,15 +158,69 @@ def test_params_mistakes_are_caught_by_validate_and_cost_nothing(project, settin
     assert snapshot(project, *RESULTS) == before
 
 
-def test_a_failing_stage_keeps_the_last_good_results(project):
-    before = snapshot(project, "models", "metrics", "plots")
+def fail_between_writes(project: Path, failure: str) -> None:
+    """Make train run ``failure`` after it wrote the fold models, before the final model."""
     stage = project / "stages/train.py"
-    stage.write_text(
-        stage.read_text().replace("    params = load_params()\n", "    raise SystemExit(3)\n", 1)
+    code = stage.read_text()
+    assert code.count("    save_model(FINAL_MODEL, final)\n") == 1
+    stage.write_text(code.replace("    save_model(FINAL_MODEL, final)\n", f"    {failure}\n"))
+    run(["git", "commit", "-qam", "a failing train"], project)
+
+
+def test_a_failing_stage_keeps_the_last_good_results(project):
+    before = snapshot(project, *RESULTS)
+    fail_between_writes(project, 'raise OSError(28, "No space left on device", "models/model.keras")')
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("epochs: 1", "epochs: 2")
     )
     result = run(["dvc", "repro"], project, check=False)
     assert result.returncode != 0 and stages_run(result.stdout) == ["validate", "train"]
-    assert snapshot(project, "models", "metrics", "plots") == before
+    assert (
+        "train: error: disk full while writing models/model.keras; free some space and run it again; "
+        "its outputs are back as dvc.lock records them"
+    ) in result.stderr
+    # DVC deleted them before the run, train wrote new fold models: all old again, byte for byte.
+    assert snapshot(project, *RESULTS) == before
+
+
+def test_after_a_hard_kill_one_command_brings_the_outputs_back(project):
+    before = snapshot(project, *RESULTS)
+    fail_between_writes(project, "os.kill(os.getpid(), 9)")
+    (project / "stages/train.py").write_text("import os\n" + (project / "stages/train.py").read_text())
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("epochs: 1", "epochs: 2")
+    )
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0 and snapshot(project, *RESULTS) != before
+    result = run(["digits-restore"], project)
+    assert result.stdout.startswith("restore: ") and "models/model.keras" in result.stdout
+    assert snapshot(project, *RESULTS) == before
+    assert (
+        run(["digits-restore"], project).stdout
+        == "restore: nothing: every output is as dvc.lock records it\n"
+    )
+
+
+def test_a_forced_retrain_gives_the_same_bytes_and_leaves_dvc_lock_unchanged(project):
+    before = snapshot(project, *RESULTS, "dvc.lock")
+    result = run(["dvc", "repro", "-f", "-s", "train"], project)
+    assert stages_run(result.stdout) == ["train"]
+    assert snapshot(project, *RESULTS, "dvc.lock") == before
+    assert run(["git", "status", "--porcelain"], project).stdout == ""
+
+
+def test_a_param_set_seen_before_is_restored_from_the_run_cache(project):
+    before = snapshot(project, *RESULTS)
+    run(["dvc", "exp", "run", "-S", "epochs=2"], project)
+    assert snapshot(project, "models") != before
+    start = time.monotonic()
+    result = run(["dvc", "exp", "run", "-S", "epochs=1"], project)
+    seconds = time.monotonic() - start
+    for stage in ("train", "evaluate", "plot"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in result.stdout, stage
+    assert stages_run(result.stdout) == ["validate"]
+    assert snapshot(project, *RESULTS) == before
+    assert seconds < 20, f"restoring from the run-cache took {seconds:.0f} s"
 
 
 def test_a_failed_download_keeps_the_previous_data(project, tmp_path):

@@ -98,16 +98,20 @@ def test_a_diverging_fit_stops_with_the_param_to_change(small_train):
         fit(final_task(len(x), 1), x * 1e4, y, params)  # huge inputs: the loss overflows at once
 
 
-def test_the_same_model_saved_twice_gives_the_same_bytes(monkeypatch):
+def test_the_same_model_saved_twice_gives_the_same_bytes(monkeypatch, tmp_path):
     import keras
 
-    from digits.training.model import build_model
+    from digits.training.fit import fresh_model
+    from digits.training.model import load_model
 
-    keras.utils.set_random_seed(1)
-    model = build_model(make_params())
-    first = to_bytes(model)
+    def model() -> keras.Model:
+        return fresh_model(make_params(), steps_per_epoch=2, seed=1)
 
-    # A year later, to the second: Keras' save date and the zip entry times would both differ.
+    first = to_bytes(model())
+
+    # A year later, to the second, and another model object with the same weights: Keras'
+    # save date, the zip entry times, the objects' memory addresses and the names (a second
+    # model in a process) would all differ.
     later = datetime.datetime.now() + datetime.timedelta(days=365, seconds=7)
 
     class Later(datetime.datetime):
@@ -118,9 +122,16 @@ def test_the_same_model_saved_twice_gives_the_same_bytes(monkeypatch):
     monkeypatch.setattr(datetime, "datetime", Later)
     monkeypatch.setattr("time.time", lambda: later.timestamp())
     monkeypatch.setattr("time.localtime", lambda *_: later.timetuple())
-    second = to_bytes(model)
+    again = model()
+    second = to_bytes(again)
     assert first == second
     with zipfile.ZipFile(io.BytesIO(second)) as archive:
         assert "date_saved" not in json.loads(archive.read("metadata.json"))
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         assert json.loads(archive.read("metadata.json"))["keras_version"] == keras.__version__
+    # and it is still the same model
+    (tmp_path / "model.keras").write_bytes(second)
+    images = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "model.keras").predict(images, verbose=0), again.predict(images, verbose=0)
+    )

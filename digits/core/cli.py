@@ -5,6 +5,7 @@ Set ``DIGITS_DEBUG=1`` to get the full traceback instead, for a bug report.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
@@ -20,6 +21,7 @@ from digits.core.errors import PipelineError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEBUG_VARIABLE = "DIGITS_DEBUG"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
@@ -37,28 +39,71 @@ def describe_os_error(exc: OSError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _stage_name() -> str | None:
+    """The stage being run (``train`` for ``python -m stages.train``), or None for a command."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    package, _, name = (spec.name if spec else "").rpartition(".")
+    return name if package == "stages" else None
+
+
+def _end_with_parent() -> None:
+    """Get SIGTERM when the process that started this one dies (``kill -9`` of ``dvc``).
+
+    Otherwise an orphaned stage and its workers train on, and later replace outputs behind
+    DVC's back.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: no such guard
+        pass
+
+
+def _outputs_back(stage: str | None) -> str:
+    """After a failed stage, its outputs as dvc.lock records them; what to say about it."""
+    if stage is None:
+        return ""
+    from digits.core.restore import restore_stage
+
+    try:
+        restored = restore_stage(stage)
+    except PipelineError as exc:
+        return f"; DVC removed its outputs before the run, and {exc}"
+    return "; its outputs are back as dvc.lock records them" if restored else ""
+
+
 def run(main: Callable[[], None], filter_stderr: bool = True) -> None:
     """Call ``main``; turn expected failures into one line on stderr and an exit status.
 
     ``filter_stderr`` drops TensorFlow's start-up noise (:mod:`digits.core.quiet`) from here on;
-    in-process callers such as tests turn it off.
+    in-process callers such as tests turn it off. A stage that fails puts its outputs back
+    as dvc.lock records them (:mod:`digits.core.restore`): DVC deletes them before it runs it.
     """
     if filter_stderr:
         quiet.install()  # before main imports TensorFlow
     signal.signal(signal.SIGTERM, _terminate)
+    stage = _stage_name()
     module = main.__module__
-    # The stage's short name: "train" for stages.train, also when run as __main__.
-    prog = Path(sys.argv[0]).stem if module == "__main__" else module.rsplit(".", 1)[-1]
+    # The short name: "train" for stages.train, also when run as __main__.
+    prog = stage or (Path(sys.argv[0]).stem if module == "__main__" else module.rsplit(".", 1)[-1])
     if os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
         main()  # the traceback, as Python shows it
         return
     hint = f" ({DEBUG_VARIABLE}=1 shows the traceback)"
     try:
+        if stage:
+            _end_with_parent()
         main()
     except PipelineError as exc:
-        sys.exit(f"{prog}: error: {exc}")
+        sys.exit(f"{prog}: error: {exc}{_outputs_back(stage)}")
     except KeyboardInterrupt:
-        sys.exit(f"{prog}: interrupted; the previous outputs are untouched; run it again to finish")
+        again = "; run it again to finish" if stage else ""
+        sys.exit(f"{prog}: interrupted{_outputs_back(stage)}{again}")
     except OSError as exc:
         # With no file named, the cause may be ours: offer the traceback.
-        sys.exit(f"{prog}: error: {describe_os_error(exc)}{'' if exc.filename else hint}")
+        why = f"{describe_os_error(exc)}{'' if exc.filename else hint}"
+        sys.exit(f"{prog}: error: {why}{_outputs_back(stage)}")
+    except BaseException as exc:  # a bug (its traceback follows), or a stage's own exit status
+        if stage and not (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            print(f"{prog}: failed{_outputs_back(stage)}", file=sys.stderr)
+        raise

@@ -101,14 +101,16 @@ def to_bytes(model) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         model.save(path)
-        return without_save_time(path.read_bytes())
+        return reproducible(path.read_bytes())
 
 
-def without_save_time(archive: bytes) -> bytes:
-    """A ``.keras`` archive without the time it was saved: no ``date_saved``, fixed zip entry times.
+def reproducible(archive: bytes) -> bytes:
+    """A ``.keras`` archive without what differs from one save of the same model to the next.
 
-    Otherwise every save of identical weights gets new bytes, so a new hash in dvc.lock and
-    a re-run of everything downstream of it.
+    That is the time (``date_saved``, zip entry times) and memory addresses (Keras writes
+    ``id()`` of each shared object, numbered here in order of appearance instead).
+    Otherwise every save of identical weights gets new bytes, so a new hash in dvc.lock
+    and a re-run of everything downstream of it.
     """
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(archive)) as source, zipfile.ZipFile(out, "w") as target:
@@ -118,11 +120,41 @@ def without_save_time(archive: bytes) -> bytes:
                 metadata = json.loads(data)
                 metadata.pop("date_saved", None)
                 data = json.dumps(metadata).encode()
+            elif entry.filename == "config.json":
+                data = json.dumps(_numbered_shared_objects(json.loads(data), {})).encode()
             info = zipfile.ZipInfo(entry.filename, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = entry.compress_type
             info.external_attr = 0o644 << 16
             target.writestr(info, data)
     return out.getvalue()
+
+
+def _numbered_shared_objects(config, numbers: dict[int, int]):
+    if isinstance(config, list):
+        return [_numbered_shared_objects(item, numbers) for item in config]
+    if not isinstance(config, dict):
+        return config
+    return {
+        key: numbers.setdefault(value, len(numbers) + 1)
+        if key == "shared_object_id"
+        else _numbered_shared_objects(value, numbers)
+        for key, value in config.items()
+    }
+
+
+def fresh_model(params: Params, steps_per_epoch: int, seed: int):
+    """The model of ``params``, as if in a new process: a worker's earlier fits leave no trace.
+
+    Keras numbers the names of layers and optimizers per process (``dense_2`` in a worker's
+    second fit), and the names are in the saved archive.
+    """
+    import keras
+
+    from digits.training.model import build_model
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    return build_model(params, steps_per_epoch, seed=seed)
 
 
 def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
@@ -131,11 +163,10 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
     _configure_tensorflow()
     import keras
 
-    from digits.training.model import INFERENCE_BATCH_SIZE, build_model
+    from digits.training.model import INFERENCE_BATCH_SIZE
 
     start = time.perf_counter()
-    keras.utils.set_random_seed(task.seed)
-    model = build_model(params, math.ceil(len(task.train_index) / params.batch_size), seed=task.seed)
+    model = fresh_model(params, math.ceil(len(task.train_index) / params.batch_size), task.seed)
     validation = None
     if task.val_index is not None:
         validation = (x[task.val_index], y[task.val_index])
