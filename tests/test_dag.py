@@ -137,7 +137,7 @@ def test_no_output_switches_off_the_run_cache():
         for out in stage.get("outs", []):
             path, options = next(iter(out.items())) if isinstance(out, dict) else (out, {})
             assert not options.get("persist"), f"{name}: {path} is persist: true"
-            assert options.get("cache", True) or stage.get("always_changed"), f"{name}: {path}: cache: false"
+            assert options.get("cache", True), f"{name}: {path} is cache: false"
 
 
 def test_stages_read_only_declared_params():

@@ -79,16 +79,16 @@ def restore_stage(stage: str) -> list[Path]:
         return []
     cache = _cache()
     wanted = {path: _files(cache, path, md5) for path, md5 in outputs.items()}
-    missing = sorted(str(path) for path, files in wanted.items() if files is None)
+    stale = {
+        path: files for path, files in wanted.items() if not _is_intact(path, files or {path: outputs[path]})
+    }
+    missing = sorted(str(path) for path, files in stale.items() if files is None)
     if missing:
         raise DataError(
             f"DVC's cache lacks the last good {', '.join(missing)}; "
             "`dvc pull` fetches them from the remote, or `dvc repro` makes them anew"
         )
-    restored = []
-    for path, files in wanted.items():
-        if _is_intact(path, files):
-            continue
+    for path, files in stale.items():
         if outputs[path].endswith(".dir"):
             with atomic_dir(path) as tmp:
                 for file, md5 in files.items():
@@ -97,8 +97,7 @@ def restore_stage(stage: str) -> list[Path]:
         else:
             with atomic_file(path) as tmp:
                 shutil.copyfile(_object(cache, files[path]), tmp)
-        restored.append(path)
-    return restored
+    return list(stale)
 
 
 def main(argv: list[str] | None = None) -> None:
