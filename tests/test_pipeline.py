@@ -8,15 +8,17 @@ the review across two commits: test_plots_diff.py and test_review.py.
 
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_MNIST, needs_full_mnist, run, snapshot, stages_run
+from conftest import ROOT, SHARED_MNIST, needs_full_mnist, project_env, run, snapshot, stages_run
 
 from digits.reporting.render import OFFLINE_TEMPLATE, offline_template
+from digits.reporting.summary import EXP_SHOW
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -113,6 +115,21 @@ def test_epochs_experiment_reruns_train_evaluate_plot_and_is_listed(project):
     assert "accuracy_mean" in data["metrics"]["metrics/cv.json"]["data"]
     assert "ensemble_accuracy" in data["metrics"]["metrics/test.json"]["data"]
     assert data["params"]["params.yaml"]["data"]["epochs"] == 2
+    # The README's experiments table, in a 160-column terminal: results and the param that differs.
+    table = run(["bash", "-c", f"{EXP_SHOW} --no-pager"], project, COLUMNS="160").stdout
+    header = next(line for line in table.splitlines() if "Experiment" in line).split()
+    assert header == [
+        "Experiment",
+        "Created",
+        "accuracy_mean",
+        "accuracy_std",
+        "accuracy",
+        "loss",
+        "ensemble_accuracy",
+        "epochs",
+    ]
+    assert max(map(len, table.splitlines())) <= 160 and "two-epochs" in table
+    assert f"{EXP_SHOW}\n" in (ROOT / "README.md").read_text()
 
 
 def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
@@ -199,6 +216,36 @@ def test_after_a_hard_kill_one_command_brings_the_outputs_back(project):
         run(["digits-restore"], project).stdout
         == "restore: nothing: every output is as dvc.lock records it\n"
     )
+
+
+def test_a_stage_ends_with_dvc_when_dvc_is_killed(project):
+    import psutil
+
+    before = snapshot(project, *RESULTS)
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("epochs: 1", "epochs: 3")
+    )
+    dvc = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=project,
+        env=project_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in dvc.stdout:  # the fits are under way
+        if "epoch" in line:
+            break
+    stage = [
+        p for p in psutil.Process(dvc.pid).children(recursive=True) if "stages.train" in " ".join(p.cmdline())
+    ]
+    tree = stage + stage[0].children(recursive=True)
+    assert len(tree) >= 3, tree  # the stage and its two training workers
+    dvc.kill()
+    dvc.wait()
+    gone, alive = psutil.wait_procs(tree, timeout=60)
+    assert not alive, f"still running after dvc was killed: {[p.cmdline() for p in alive]}"
+    assert snapshot(project, *RESULTS) == before  # and the stage put its outputs back on its way out
 
 
 def test_a_forced_retrain_gives_the_same_bytes_and_leaves_dvc_lock_unchanged(project):
@@ -289,3 +336,16 @@ def test_make_run_summary_gives_results_time_and_next_steps(trained_project, mon
     assert f"2-fold CV  {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f} %" in text
     assert "wall time  5 min 01 s" in text and "plots      dvc_plots/index.html" in text
     assert "dvc exp run -S epochs=20" in text
+
+
+def test_the_summary_describes_the_run_that_made_the_metrics_not_params_yaml(project, monkeypatch):
+    from digits.reporting.summary import summary
+
+    monkeypatch.chdir(project)
+    (project / "params.yaml").write_text(
+        (project / "params.yaml").read_text().replace("epochs: 1", "epochs: 7")
+    )
+    assert (
+        summary(None, None).splitlines()[0]
+        == "digits-dvc: baseline CNN, 1 epoch, on 300 SAMPLE training images"
+    )

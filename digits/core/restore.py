@@ -17,22 +17,10 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
-
 from digits.core import cli
 from digits.core.errors import DataError
 from digits.core.files import atomic_dir, atomic_file
-
-LOCK = Path("dvc.lock")
-
-
-def recorded_outputs(stage: str, lock: Path = LOCK) -> dict[Path, str]:
-    """The outputs ``dvc.lock`` records for ``stage``: path -> md5 (``<md5>.dir`` for a folder)."""
-    try:
-        stages = yaml.safe_load(lock.read_text())["stages"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return {}
-    return {Path(out["path"]): out["md5"] for out in stages.get(stage, {}).get("outs", []) if "md5" in out}
+from digits.core.lock import LOCK, locked_outputs, locked_stages
 
 
 def _cache() -> Path:
@@ -74,7 +62,7 @@ def restore_stage(stage: str) -> list[Path]:
 
     All or nothing: if DVC's cache lacks any of them, nothing is touched (DataError).
     """
-    outputs = recorded_outputs(stage)
+    outputs = locked_outputs(stage)
     if not outputs:
         return []
     cache = _cache()
@@ -110,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not LOCK.is_file():
         raise DataError(f"{LOCK}: missing; run this in the project's folder, after a dvc repro")
-    stages = args.stages or list(yaml.safe_load(LOCK.read_text())["stages"])
+    stages = args.stages or locked_stages()
     restored = [path for stage in stages for path in restore_stage(stage)]
     names = ", ".join(map(str, restored)) or "nothing: every output is as dvc.lock records it"
     print(f"restore: {names}")

@@ -13,11 +13,16 @@ from pathlib import Path
 from digits.core import cli
 from digits.core.errors import RESTORE, DataError
 from digits.core.layout import CV_METRICS, TEST_METRICS
+from digits.core.lock import locked_params
 from digits.core.params import load_params
+
+# The experiments table in 160 columns: CV, test and ensemble accuracy and the params that
+# differ (dropped: per-fold accuracies, and the hashes of deps such as the models).
+EXP_SHOW = "dvc exp show --only-changed --drop 'fold_|.*/'"
 
 NEXT = (
     ("dvc exp run -S epochs=20", "an experiment: only train, evaluate and plot re-run"),
-    ("dvc exp show", "params and metrics of every experiment"),
+    (EXP_SHOW, "the experiments: their results and the params that differ"),
     ("dvc plots diff main", "what a change did to the curves and the confusion matrix"),
     (".venv/bin/digits-predict docs/seven.png", "classify your own images"),
 )
@@ -35,15 +40,24 @@ def minutes(seconds: float) -> str:
     return f"{whole // 60} min {whole % 60:02d} s" if whole >= 60 else f"{whole} s"
 
 
+def trained_with() -> tuple[str, int, int]:
+    """The model, epochs and folds of the run that produced the metrics: dvc.lock's, not params.yaml's."""
+    locked = locked_params("train")
+    if not locked:  # trained outside DVC: params.yaml is all there is
+        params = load_params()
+        return params.model.arch, params.epochs, params.cv.folds
+    return locked["model"]["arch"], locked["epochs"], locked["cv.folds"]
+
+
 def summary(seconds: float | None, plots: Path | None) -> str:
     """The summary's text, from the committed metrics files and params."""
     cv, test = _read(CV_METRICS), _read(TEST_METRICS)
-    params = load_params()
+    arch, epochs, folds = trained_with()
     data = cv["data"]
     rows = [
-        f"{params.cv.folds}-fold CV  {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f} %",
+        f"{folds}-fold CV  {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f} %",
         f"test       {test['accuracy']:.2f} %  (final model, {test['data']['images']:,} held-out images)",
-        f"ensemble   {test['ensemble_accuracy']:.2f} %  ({params.cv.folds} fold models)",
+        f"ensemble   {test['ensemble_accuracy']:.2f} %  ({folds} fold models)",
     ]
     if seconds is not None:
         rows.append(f"wall time  {minutes(seconds)}")
@@ -51,7 +65,7 @@ def summary(seconds: float | None, plots: Path | None) -> str:
         rows.append(f"plots      {plots}  (offline; open it in a browser)")
     width = max(len(command) for command, _ in NEXT)
     lines = [
-        f"digits-dvc: {params.model.arch} CNN, {params.epochs} epoch{'s' * (params.epochs != 1)}, "
+        f"digits-dvc: {arch} CNN, {epochs} epoch{'s' * (epochs != 1)}, "
         f"on {data['images']:,} "
         f"{'full MNIST' if data['source'] == 'mnist' else 'SAMPLE'} training images",
         *(f"  {row}" for row in rows),
