@@ -4,6 +4,7 @@ import errno
 import gzip
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -258,15 +259,34 @@ def test_no_pickle_no_shell_no_unsafe_model_loading():
     assert "allow_pickle=False" in text and "safe_mode=True" in text
 
 
-def test_commands_outside_the_environment_end_in_a_one_line_hint(tmp_path):
-    bare = tmp_path / "bare"  # a Python with none of the project's dependencies
+def bare_python(tmp_path: Path) -> Path:
+    """A Python with none of the project's dependencies."""
+    bare = tmp_path / "bare"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    return bare / "bin" / "python"
+
+
+def test_commands_outside_the_environment_end_in_a_one_line_hint(tmp_path):
+    code = tmp_path / "elsewhere"  # the project's code, with no .venv beside it
+    shutil.copytree(ROOT / "digits", code / "digits", ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run(
-        [str(bare / "bin" / "python"), "-m", "digits.use.predict", "seven.png"],
-        cwd=ROOT,
+        [str(bare_python(tmp_path)), "-m", "digits.use.predict", "seven.png"],
+        cwd=code,
         capture_output=True,
         text=True,
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("digits: the project's dependencies are not installed for ")
-    assert result.stderr.count("\n") == 1 and "run `make run` once" in result.stderr
+    assert result.stderr.count("\n") == 1 and "run `make run` once to create .venv" in result.stderr
+
+
+def test_a_stage_run_by_another_python_uses_the_projects_venv(tmp_path):
+    # `.venv/bin/dvc repro` without activation: the stages get the `python` on PATH.
+    result = subprocess.run(
+        [str(bare_python(tmp_path)), "-c", "import digits.core.params, sys; print(sys.prefix)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).resolve() == (ROOT / ".venv").resolve()
