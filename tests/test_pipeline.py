@@ -64,6 +64,7 @@ def test_the_terminal_shows_progress_and_no_tensorflow_start_up_noise(trained_pr
         "use_unbounded_threadpool",
         "E0000",
         "I0000",
+        "triggered tf.function retracing",
     ):
         assert noise not in log
 

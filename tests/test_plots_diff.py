@@ -24,14 +24,14 @@ from digits.reporting.figures import MAX_WIDTH_PX
 pytestmark = pytest.mark.timeout(900)
 
 BASE, HEAD = "HEAD~1", "workspace"  # how DVC names the two revisions
-# The plots dvc.yaml declares: Vega plots by id, and the folder of PNGs.
-DECLARED = [
-    next(iter(p)) if isinstance(p, dict) else p
-    for p in yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
-]
-VEGA = [name for name in DECLARED if not name.startswith("plots/")]
+# The plots dvc.yaml declares: the stages' plot outputs (each a plot, by path; the folder
+# of PNGs one plot per image) and the top-level plots, by id.
+DVC_YAML = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+STAGE_PLOTS = [next(iter(p)) for stage in DVC_YAML["stages"].values() for p in stage.get("plots", [])]
+VEGA = [next(iter(p)) for p in DVC_YAML["plots"]] + [p for p in STAGE_PLOTS if p.endswith(".csv")]
 IMAGES = sorted(f"plots/images/{p.name}" for p in (ROOT / "plots/images").glob("*.png"))
-PER_EPOCH = ["val_accuracy_per_fold", "val_loss_per_fold", "mean_accuracy", "mean_loss"]
+PER_EPOCH = ["plots/cv/history.csv", "val_loss_per_fold", "plots/cv/mean_history.csv", "mean_loss"]
+CONFUSION = "plots/test/predictions.csv"
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +43,11 @@ def repo(trained_project, tmp_path_factory) -> Path:
 def plots(repo, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("plots-json")
     return json.loads(run(["dvc", "plots", "diff", BASE, "--json", "-o", str(out)], repo).stdout)
+
+
+def section_id(name: str) -> str:
+    """The id of a plot's section on the page DVC writes."""
+    return name.replace("/", "_").replace(".", "_")
 
 
 def vega(plots: dict, name: str) -> dict:
@@ -65,11 +70,14 @@ def test_every_plot_holds_both_revisions(plots):
 
 
 def test_accuracy_is_in_percent_per_fold_and_epoch_of_each_revision(plots):
-    for name, column in (("val_accuracy_per_fold", "val_accuracy_pct"), ("mean_accuracy", "accuracy_pct")):
+    for name, column in (
+        ("plots/cv/history.csv", "val_accuracy_pct"),
+        ("plots/cv/mean_history.csv", "accuracy_pct"),
+    ):
         values = [float(row[column]) for row in rows(plots, name)]
         assert 0 <= min(values) and max(values) <= 100 and max(values) > 1.5, (name, values)  # not 0..1
     for rev, epochs in ((BASE, ["1"]), (HEAD, [str(e) for e in range(1, HEAD_EPOCHS + 1)])):
-        per_fold = {(r["fold"], r["epoch"]) for r in rows(plots, "val_accuracy_per_fold") if r["rev"] == rev}
+        per_fold = {(r["fold"], r["epoch"]) for r in rows(plots, "plots/cv/history.csv") if r["rev"] == rev}
         assert per_fold == {(fold, epoch) for fold in ("1", "2") for epoch in epochs}, rev
         mean = {(r["split"], r["epoch"]) for r in rows(plots, "mean_loss") if r["rev"] == rev}
         assert mean == {(split, epoch) for split in ("train", "validation") for epoch in epochs}, rev
@@ -86,7 +94,7 @@ def test_every_plot_has_a_title_caption_and_named_axes(plots):
         axes = re.findall(r"([XY])-axis titled '([^']*)'", svg)
         assert {axis for axis, _ in axes} == {"X", "Y"}, (name, axes)
         assert all(title not in ("x", "y") and "dvc" not in title for _, title in axes), (name, axes)
-    assert vega(plots, "mean_accuracy")["encoding"]["y"]["title"] == "accuracy (%)"
+    assert vega(plots, "plots/cv/mean_history.csv")["encoding"]["y"]["title"] == "accuracy (%)"
 
 
 def svg_text(svg: str, role: str) -> list[str]:
@@ -132,7 +140,7 @@ def test_confusion_matrix_is_percent_of_each_actual_digit_whatever_the_test_size
     """A small and a 20 times larger test set with the same error rates read the same."""
     import vl_convert
 
-    spec = copy.deepcopy(vega(plots, "test_confusion"))
+    spec = copy.deepcopy(vega(plots, CONFUSION))
     assert spec["spec"]["encoding"]["y"]["field"] == "actual"  # actual on the rows, as in the PNG
     assert spec["spec"]["encoding"]["x"]["field"] == "predicted"
     # digit 0: 4 of 5 right, 1 taken for a 6; digit 1: 5 of 5 right; digit 2: 199 of 200
@@ -180,14 +188,14 @@ def test_headless_chromium_draws_every_plot_with_both_revisions_apart(repo, tmp_
     page = tmp_path / "page" / "index.html"
     dom = chromium(page.as_uri(), tmp_path, "--dump-dom")
     found = sections(dom)
-    assert list(found) == [*VEGA, *(name.replace("/", "_").replace(".", "_") for name in IMAGES)]
+    assert sorted(found) == sorted(section_id(name) for name in VEGA + IMAGES)
     for name in VEGA:
-        svg = found[name]
+        svg = found[section_id(name)]
         assert 'class="marks"' in svg, f"{name}: not drawn"
         assert re.search(r'class="mark-(line|symbol|rect) role-mark[^"]*"[^>]*><path', svg), (
             f"{name}: no data"
         )
-        if name == "test_confusion":  # one panel per revision, headed by its name
+        if name == CONFUSION:  # one panel per revision, headed by its name
             assert sorted(column_headers(svg)) == sorted([BASE, HEAD])
         else:  # one legend entry per revision, each in its own colour
             entries = legend(svg)

@@ -61,6 +61,9 @@ def _configure_tensorflow() -> None:
     tf.config.threading.set_intra_op_parallelism_threads(THREADS_PER_FIT)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS_PER_FIT)
     tf.config.experimental.enable_op_determinism()
+    # A worker traces each new fit's model anew, as it must; TensorFlow counts the traces per
+    # process and, from the fifth, warns of "excessive retracing" (epochs=1, 5 folds).
+    tf.get_logger().setLevel("ERROR")
 
 
 def _progress_callback(task: FitTask, epochs: int):
