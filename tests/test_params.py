@@ -158,6 +158,13 @@ def test_unreadable_or_invalid_yaml(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
+def test_a_params_file_that_is_not_utf8_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_bytes("epochs: 10  # \u00e9poques\n".encode("latin-1"))
+    with pytest.raises(ParamsError, match=r"params.yaml: not UTF-8 text \(byte 14\); save it as UTF-8"):
+        load_params(path)
+
+
 def test_readme_table_is_made_from_the_declarations():
     from digits.core.params import markdown_table
 

@@ -290,3 +290,22 @@ def test_a_stage_run_by_another_python_uses_the_projects_venv(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).resolve() == (ROOT / ".venv").resolve()
+
+
+def test_ctrl_c_while_a_stage_imports_is_one_line(tmp_path):
+    # Before main() starts, stages.train imports pandas, scikit-learn and the project: seconds.
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "stages.train"],
+        cwd=tmp_path,  # no project here: had it got as far as main(), it would fail, not train
+        env={**project_env(), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stderr:  # -X importtime: one line per module imported
+        if "sklearn" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    lines = [line for line in stderr.splitlines() if not line.startswith("import time:")]
+    assert process.returncode == 1 and lines == ["train: interrupted; run it again to finish"], stderr[-2000:]

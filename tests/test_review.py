@@ -175,3 +175,15 @@ def test_out_never_deletes_what_review_did_not_create(tmp_path):
     publish(out, lambda folder: "# report without images\n")
     assert sorted(p.name for p in out.iterdir()) == [".digits-review", "notes.md", "report.md"]
     assert (out / "report.md").read_text() == "# report without images\n"
+
+
+def test_a_failed_report_leaves_no_out_folder(tmp_path):
+    from digits.core.errors import PipelineError
+    from digits.reporting.review import publish
+
+    def unknown_revision(folder: Path) -> str:
+        raise PipelineError("dvc: unknown revision 'nosuchrev'")
+
+    with pytest.raises(PipelineError, match="nosuchrev"):
+        publish(tmp_path / "reports" / "review", unknown_revision)
+    assert list(tmp_path.iterdir()) == []

@@ -81,6 +81,7 @@ def run(main: Callable[[], None], filter_stderr: bool = True) -> None:
     """
     if filter_stderr:
         quiet.install()  # before main imports TensorFlow
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # stages/__init__.py set its own
     signal.signal(signal.SIGTERM, _terminate)
     stage = _stage_name()
     module = main.__module__

@@ -219,6 +219,8 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
         text = Path(path).read_text()
     except OSError as exc:
         raise ParamsError(f"{path}: cannot read it ({exc.strerror}); run from the project root") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     try:
         tree = read_yaml(text)
     except YAMLError as exc:

@@ -214,10 +214,12 @@ def publish(out: Path, build: Callable[[Path], str]) -> None:
         raise PipelineError(
             f"--out {out}: exists and was not made by this command; give a new folder (default: review)"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent) as work:
+    # Built beside it first: a failed build (an unknown revision, say) leaves no empty ``out``.
+    beside = next(parent for parent in out.absolute().parents if parent.is_dir())
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", suffix=".tmp", dir=beside) as work:
         folder = Path(work)
         (folder / "report.md").write_text(build(folder))
+        out.mkdir(parents=True, exist_ok=True)
         written = sorted(path.name for path in folder.iterdir() if path.is_file())
         previous = manifest.read_text().split() if manifest.is_file() else []
         for name in set(previous) - set(written):
