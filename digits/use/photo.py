@@ -88,10 +88,32 @@ def open_image(source: Path | str | bytes, name: str | None = None) -> Image.Ima
     image.draft(image.mode, (WORK_SIZE, WORK_SIZE))
     try:
         image.load()
+        image = shrink(image)
         ImageOps.exif_transpose(image, in_place=True)  # phones store portrait photos sideways
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise DataError(f"{name}: damaged image ({exc}); give a complete PNG or JPEG") from None
     return image
+
+
+def shrink(image: Image.Image) -> Image.Image:
+    """A large decoded image reduced by a whole factor to between ``WORK_SIZE`` and twice that across.
+
+    The digit is looked for at ``WORK_SIZE`` at most anyway; reducing first, in the image's own
+    8-bit mode, keeps the float steps that follow small (40 megapixels would take 160 MB each).
+    Alpha is premultiplied while reducing, so transparent areas stay paper.
+    """
+    factor = max(image.size) // WORK_SIZE
+    if factor < 2:
+        return image
+    if image.mode in ("P", "PA"):  # palette indices cannot be averaged: their colours can
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    small = image.reduce(factor)
+    small.info["exif"] = image.getexif().tobytes()  # a TIFF's orientation is in its tags, not its info
+    return small
 
 
 def to_grayscale(image: Image.Image, name: str = "image") -> np.ndarray:

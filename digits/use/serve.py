@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlunsplit
 
 import numpy as np
+from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -39,6 +40,11 @@ from digits.use.classifier import Answer, Classifier
 from digits.use.photo import open_image, to_mnist
 
 MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a phone photo is 2-10 MB
+# Uploads decoded at a time: a 40-megapixel image takes about 200 MB while it is decoded.
+DECODERS = 2
+# Uploads admitted at a time, decoding or waiting to (their bodies are held: at most
+# QUEUE x MAX_UPLOAD bytes); one more gets a 503. Above the load test's 20 clients at once.
+QUEUE = 32
 TOP = 3
 UPLOAD = "upload"  # what error messages call the uploaded image
 
@@ -74,6 +80,26 @@ class ModelSlot:
         return self._classifier
 
 
+class Gate:
+    """At most ``decoders`` uploads decoded at a time, and ``queue`` admitted in all.
+
+    Used from the event loop only, so a plain counter is safe.
+    """
+
+    def __init__(self, decoders: int = DECODERS, queue: int = QUEUE) -> None:
+        self.decoding = CapacityLimiter(decoders)
+        self.queue = queue
+        self.admitted = 0
+
+    def admit(self) -> None:
+        if self.admitted >= self.queue:
+            raise HTTPException(503, f"busy: {self.queue} images are being read; try again in a moment")
+        self.admitted += 1
+
+    def leave(self) -> None:
+        self.admitted -= 1
+
+
 def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -103,9 +129,10 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
-    """The web app, serving the model at ``model_path``."""
+def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None) -> Starlette:
+    """The web app, serving the model at ``model_path``, its uploads bounded by ``gate``."""
     slot = ModelSlot(model_path)
+    gate = gate or Gate()
     page = (resources.files("digits.use") / "static" / "index.html").read_text(encoding="utf-8")
 
     async def index(request: Request) -> HTMLResponse:
@@ -136,7 +163,13 @@ def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
         return JSONResponse(reply(digit, answer))
 
     async def predict(request: Request) -> JSONResponse:
-        return await run_in_threadpool(read_and_classify, await read_body(request))
+        gate.admit()  # before the body is read: a refused upload costs no memory
+        try:
+            body = await read_body(request)
+            # Waiting here holds no thread; the decoding itself runs in a worker thread.
+            return await to_thread.run_sync(read_and_classify, body, limiter=gate.decoding)
+        finally:
+            gate.leave()
 
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))

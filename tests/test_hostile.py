@@ -1,0 +1,186 @@
+"""The draw-a-digit server and predict under hostile input, on the real server on loopback.
+
+Large-but-legal images at once, formats other than images, other sites and foreign Host
+headers, crafted model files.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, make_params, project_env, run
+from PIL import Image, ImageDraw
+
+HOST = "127.0.0.1"
+# A 7 drawn on a 40-megapixel sheet (just under photo.MAX_PIXELS): about 150 KB as a PNG.
+LARGE = (7000, 5700)
+AT_ONCE = 10
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc (Linux)")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    """An untrained model: its answers do not matter here, only that it gives some."""
+    from digits.training.model import build_model
+
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    build_model(make_params(), seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def large_png() -> bytes:
+    image = Image.new("RGB", LARGE, "white")
+    ImageDraw.Draw(image).line([(1500, 1200), (5500, 1200), (2500, 5000)], fill="black", width=500)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def drawing() -> bytes:
+    image = Image.new("L", (140, 140), 255)
+    ImageDraw.Draw(image).line([(35, 30), (105, 30), (60, 115)], fill=0, width=10)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def peak_rss_mb(status: str) -> float:
+    """A process's peak resident memory so far (the kernel's high-water mark), in MB, from the
+    text of its ``/proc/<pid>/status``."""
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class Client:
+    port: int
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 60, **headers: str
+    ) -> tuple[int, dict, bytes]:
+        """One request on its own connection: the status, the headers (lower-case names), the body."""
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+        try:
+            headers = {name.replace("_", "-"): value for name, value in headers.items()}
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+
+class InProcess(Client):
+    """An app on a free loopback port, served by uvicorn in a thread of this process."""
+
+    def __init__(self, app) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host=HOST, port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> InProcess:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+class Served(Client):
+    """``python -m digits.use.serve`` on a free loopback port, in its own process."""
+
+    def __init__(self, model: Path, *args: str) -> None:
+        self.port = free_port()
+        command = [sys.executable, "-m", "digits.use.serve", "--port", str(self.port), "--model", str(model)]
+        self.process = subprocess.Popen(
+            [*command, *args], cwd=ROOT, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    def __enter__(self) -> Served:
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.process.poll() is None, self.process.communicate()
+            try:
+                if self.request("GET", "/api/status")[0] == 200:
+                    return self
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        self.out, self.err = (text.decode() for text in self.process.communicate(timeout=30))
+
+
+@pytest.fixture(scope="module")
+def served(model):
+    with Served(model) as server:
+        yield server
+
+
+def test_large_uploads_at_once_keep_the_servers_memory_bounded(served, large_png):
+    assert served.request("POST", "/api/predict", drawing())[0] == 200
+    before = peak_rss_mb(Path(f"/proc/{served.process.pid}/status").read_text())
+    start = time.monotonic()
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        answers = list(pool.map(lambda _: served.request("POST", "/api/predict", large_png), range(AT_ONCE)))
+    elapsed = time.monotonic() - start
+    peak = peak_rss_mb(Path(f"/proc/{served.process.pid}/status").read_text())
+    for status, _, body in answers:
+        assert status == 200 and "predictions" in json.loads(body), (status, body[:200])
+    # About 200 MB per decode, two at a time (with these at once, 700 MB each before).
+    assert peak - before < 700, f"the server grew from {before:.0f} MB to a peak of {peak:.0f} MB"
+    assert elapsed < 60
+    # ... and it answers normally afterwards.
+    status, _, body = served.request("POST", "/api/predict", drawing())
+    assert status == 200 and "predictions" in json.loads(body)
+
+
+def test_decoding_large_images_one_after_another_stays_bounded(large_png, tmp_path):
+    """As predict reads its images: each decoded, made 28x28 and let go, in about 200 MB."""
+    (tmp_path / "large.png").write_bytes(large_png)
+    script = (
+        "import sys; from pathlib import Path; from digits.use.photo import open_image, to_mnist\n"
+        "[to_mnist(open_image(Path(sys.argv[1]))) for _ in range(4)]\n"
+        "print(Path('/proc/self/status').read_text())"
+    )
+    peak = peak_rss_mb(run([sys.executable, "-c", script, str(tmp_path / "large.png")], ROOT).stdout)
+    # Python with NumPy, SciPy and Pillow is about 80 MB; the 40-megapixel RGB image itself, 120 MB.
+    assert peak < 350  # 550 MB when the whole image went through float32 steps
+
+
+def test_an_upload_past_the_queue_gets_a_503_in_json(model, large_png):
+    from digits.use.serve import Gate, create_app
+
+    with InProcess(create_app(model, Gate(decoders=1, queue=1))) as server:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(server.request, "POST", "/api/predict", large_png)
+            time.sleep(0.3)  # the large upload takes over a second to decode
+            status, headers, body = server.request("POST", "/api/predict", drawing())
+            assert status == 503 and headers["content-type"] == "application/json"
+            assert json.loads(body)["error"].startswith("busy: 1 images are being read; try again")
+            assert first.result()[0] == 200
+        assert server.request("POST", "/api/predict", drawing())[0] == 200
