@@ -184,3 +184,28 @@ def test_an_upload_past_the_queue_gets_a_503_in_json(model, large_png):
             assert json.loads(body)["error"].startswith("busy: 1 images are being read; try again")
             assert first.result()[0] == 200
         assert server.request("POST", "/api/predict", drawing())[0] == 200
+
+
+def encoded(kind: str, **options) -> bytes:
+    """The drawing saved as ``kind``."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(drawing())).convert("RGB").save(out, kind, **options)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF", "MPO"])
+def test_photo_scan_and_drawing_formats_are_read(served, kind):
+    status, _, body = served.request("POST", "/api/predict", encoded(kind))
+    assert status == 200 and "predictions" in json.loads(body)
+
+
+@pytest.mark.parametrize("kind", ["EPS", "PPM", "ICO", "TGA", "PCX", "SGI", "QOI", "IM"])
+def test_other_formats_are_refused_by_content_in_one_line(served, kind, tmp_path):
+    content = encoded(kind)
+    status, _, body = served.request("POST", "/api/predict", content)
+    message = "not an image this tool can read; give a PNG, JPEG, TIFF, WebP, BMP or GIF image"
+    assert status == 400 and json.loads(body) == {"error": f"upload: {message}"}
+    named = tmp_path / "digit.png"  # the name does not matter, the content does
+    named.write_bytes(content)
+    result = run([sys.executable, "-m", "digits.use.predict", str(named)], ROOT, check=False)
+    assert result.returncode == 1 and result.stderr == f"predict: error: {named}: {message}\n"

@@ -25,6 +25,10 @@ from scipy.spatial import ConvexHull, QhullError
 
 from digits.core.errors import DataError
 
+# What a photo, scan or drawing can be, told by content, not by name; never PostScript or EPS,
+# which Pillow would hand to Ghostscript. A phone's MPO photo is read as the JPEG it starts with.
+FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
+READABLE = "give a PNG, JPEG, TIFF, WebP, BMP or GIF image"
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; larger is refused before decoding
 MIN_CONTRAST = 32 / 255  # less ink contrast than this is a blank image
 WORK_SIZE = 512  # the digit is looked for at this size at most: plenty for a 20x20 result
@@ -66,13 +70,13 @@ def open_image(source: Path | str | bytes, name: str | None = None) -> Image.Ima
     if empty:
         raise DataError(f"{name}: empty file; give a PNG or JPEG image of a digit")
     try:
-        image = Image.open(stream)  # reads the header only
+        image = Image.open(stream, formats=FORMATS)  # reads the header only
     except FileNotFoundError:
         raise DataError(f"{name}: no such file") from None
     except Image.DecompressionBombError:
         raise DataError(f"{name}: too many pixels to decode safely; crop or shrink the image") from None
     except (UnidentifiedImageError, ValueError, SyntaxError):
-        raise DataError(f"{name}: not an image this tool can read; give a PNG or JPEG") from None
+        raise DataError(f"{name}: not an image this tool can read; {READABLE}") from None
     except OSError as exc:
         raise DataError(f"{name}: cannot read it ({exc.strerror or exc})") from None
     width, height = image.size
