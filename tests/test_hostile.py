@@ -209,3 +209,44 @@ def test_other_formats_are_refused_by_content_in_one_line(served, kind, tmp_path
     named.write_bytes(content)
     result = run([sys.executable, "-m", "digits.use.predict", str(named)], ROOT, check=False)
     assert result.returncode == 1 and result.stderr == f"predict: error: {named}: {message}\n"
+
+
+def test_only_the_servers_own_host_names_are_answered(served):
+    for name in ("127.0.0.1", "localhost"):
+        assert served.request("GET", "/api/status", Host=f"{name}:{served.port}")[0] == 200
+    # DNS rebinding: another site's name pointed at 127.0.0.1, so its page can read the answers.
+    for path in ("/api/status", "/api/status/", "/"):
+        status, headers, body = served.request("GET", path, Host="evil.example")
+        assert status == 400 and "location" not in headers
+        assert json.loads(body)["error"].startswith("unknown host 'evil.example': this server answers to ")
+    # No redirect built from the Host header, even for a trusted one.
+    status, headers, _ = served.request("GET", "/api/status/", Host=f"localhost:{served.port}")
+    assert status == 404 and "location" not in headers
+
+
+def test_a_post_from_another_site_is_refused(served):
+    # A "simple" cross-site request: no preflight, so only the server can stop it.
+    status, _, body = served.request(
+        "POST", "/api/predict", drawing(), Origin="https://evil.example", Content_Type="text/plain"
+    )
+    assert status == 403 and json.loads(body)["error"].startswith(
+        "cross-site request from https://evil.example"
+    )
+    own = f"http://127.0.0.1:{served.port}"
+    assert served.request("POST", "/api/predict", drawing(), Origin=own)[0] == 200
+
+
+def test_the_status_shows_no_absolute_path(served, model):
+    status = json.loads(served.request("GET", "/api/status")[2])
+    assert (
+        status["ready"] is True and status["model"] == "model.keras" and str(model.parent) not in str(status)
+    )
+
+
+def test_the_host_given_to_serve_is_answered_too(model):
+    from starlette.testclient import TestClient
+
+    from digits.use.serve import create_app
+
+    with TestClient(create_app(model, host="digits.example"), base_url="http://digits.example") as client:
+        assert client.get("/api/status").json()["ready"] is True

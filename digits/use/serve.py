@@ -18,17 +18,20 @@ import argparse
 import asyncio
 import base64
 import errno
+import os
 import socket
 import threading
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
@@ -47,6 +50,7 @@ DECODERS = 2
 QUEUE = 32
 TOP = 3
 UPLOAD = "upload"  # what error messages call the uploaded image
+LOCAL = ("127.0.0.1", "localhost", "::1")  # host names always served
 
 
 class Unavailable(Exception):
@@ -58,6 +62,7 @@ class ModelSlot:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.shown = shown(self.path)
         # A damaged or unsuitable model file stops the start, in one line.
         self._classifier = Classifier.load(self.path) if self.path.is_file() else None
         self._loading = threading.Lock()
@@ -71,13 +76,46 @@ class ModelSlot:
                 if self._classifier is None:
                     if not self.path.is_file():
                         raise Unavailable(
-                            f"no trained model yet ({self.path}): run make run, then reload this page"
+                            f"no trained model yet ({self.shown}): run make run, then reload this page"
                         )
                     try:
                         self._classifier = Classifier.load(self.path)
                     except DataError as exc:
-                        raise Unavailable(str(exc)) from None
+                        raise Unavailable(str(exc).replace(str(self.path), self.shown)) from None
         return self._classifier
+
+
+def shown(path: Path) -> str:
+    """How the page names ``path``: relative to the working directory, else its name alone (an
+    absolute path tells a page of another site, reading it by DNS rebinding, about this machine)."""
+    resolved = Path(os.path.abspath(path))
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else path.name
+
+
+class SameOrigin:
+    """Only requests for the host names the server was started for, and none sent by another site.
+
+    Any web page the user visits can make the browser send a "simple" cross-site POST here, and
+    by DNS rebinding read the answers under its own name: the ``Origin`` and ``Host`` headers
+    give both away. Refused in JSON, as every other error.
+    """
+
+    def __init__(self, app, hosts: set[str]) -> None:
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            host = headers.get("host", "")
+            if urlsplit(f"//{host}").hostname not in self.hosts:
+                names = ", ".join(sorted(self.hosts))
+                message = f"unknown host {host!r}: this server answers to {names} only"
+                return await error(400, message)(scope, receive, send)
+            origin = headers.get("origin")
+            if scope["method"] not in ("GET", "HEAD") and origin is not None and origin != f"http://{host}":
+                message = f"cross-site request from {origin} refused: use the page this server serves"
+                return await error(403, message)(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class Gate:
@@ -129,8 +167,9 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None) -> Starlette:
-    """The web app, serving the model at ``model_path``, its uploads bounded by ``gate``."""
+def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: str = LOCAL[0]) -> Starlette:
+    """The web app, serving the model at ``model_path`` under the names ``LOCAL`` and ``host``,
+    its uploads bounded by ``gate``."""
     slot = ModelSlot(model_path)
     gate = gate or Gate()
     page = (resources.files("digits.use") / "static" / "index.html").read_text(encoding="utf-8")
@@ -142,8 +181,8 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None) -> Star
         try:
             await run_in_threadpool(slot.get)
         except Unavailable as exc:
-            return JSONResponse({"ready": False, "model": str(slot.path), "message": str(exc)})
-        return JSONResponse({"ready": True, "model": str(slot.path), "message": ""})
+            return JSONResponse({"ready": False, "model": slot.shown, "message": str(exc)})
+        return JSONResponse({"ready": True, "model": slot.shown, "message": ""})
 
     def read_and_classify(body: bytes) -> JSONResponse:
         """Read the upload and classify it: CPU work, run in a worker thread."""
@@ -174,14 +213,18 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None) -> Star
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/status", status),
             Route("/api/predict", predict, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(SameOrigin, hosts={*LOCAL, host.strip("[]").lower()})],
     )
+    # A redirect from /api/status/ to /api/status would be built from the Host header.
+    app.router.redirect_slashes = False
+    return app
 
 
 def check_port(host: str, port: int) -> None:
@@ -210,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     check_port(args.host, args.port)
-    app = create_app(args.model)
+    app = create_app(args.model, host=args.host)
     # Plain HTTP on purpose: a page on this machine (the sources spell out no such URL otherwise).
     url = urlunsplit(("http", f"{args.host}:{args.port}", "/", "", ""))
     print(f"serve: {url} (model {args.model}); Ctrl-C to stop", flush=True)
