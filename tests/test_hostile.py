@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -250,3 +251,104 @@ def test_the_host_given_to_serve_is_answered_too(model):
 
     with TestClient(create_app(model, host="digits.example"), base_url="http://digits.example") as client:
         assert client.get("/api/status").json()["ready"] is True
+
+
+def crafted(good: Path, dest: Path, module: str = "os", class_name: str = "system") -> Path:
+    """``good`` with its config.json naming an arbitrary class to build the model from."""
+    with zipfile.ZipFile(good) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(parts["config.json"])
+    config.update(module=module, class_name=class_name, config={"command": "touch pwned"})
+    parts["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(dest, "w") as archive:
+        for name, data in parts.items():
+            archive.writestr(name, data)
+    return dest
+
+
+CRAFTED = (
+    "not a readable Keras model (Could not locate class 'system'); give a model trained by this pipeline"
+)
+
+
+def test_a_crafted_model_is_refused_by_predict_in_one_line(model, tmp_path):
+    bad = crafted(model, tmp_path / "model.keras")
+    (tmp_path / "seven.png").write_bytes(drawing())
+    command = [sys.executable, "-m", "digits.use.predict", "seven.png", "--model", str(bad)]
+    result = run(command, tmp_path, check=False)
+    assert result.returncode == 1 and result.stdout == "" and not (tmp_path / "pwned").exists()
+    assert result.stderr.splitlines()[-1:] == [f"predict: error: {bad}: {CRAFTED} (dvc repro)"]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_crafted_model_stops_the_server_at_start_up_in_one_line(model, tmp_path):
+    bad = crafted(model, tmp_path / "model.keras")
+    command = [sys.executable, "-m", "digits.use.serve", "--port", str(free_port()), "--model", str(bad)]
+    result = run(command, tmp_path, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1:] == [f"serve: error: {bad}: {CRAFTED} (dvc repro)"]
+
+
+def test_a_crafted_model_appearing_while_the_server_runs_is_a_503(model, tmp_path):
+    from digits.use.serve import create_app
+
+    path = tmp_path / "model.keras"
+    with InProcess(create_app(path)) as server:
+        assert json.loads(server.request("GET", "/api/status")[2])["ready"] is False
+        crafted(model, path)
+        status = json.loads(server.request("GET", "/api/status")[2])
+        assert status == {
+            "ready": False,
+            "model": "model.keras",
+            "message": f"model.keras: {CRAFTED} (dvc repro)",
+        }
+        code, headers, body = server.request("POST", "/api/predict", drawing())
+        assert code == 503 and json.loads(body) == {"error": f"model.keras: {CRAFTED} (dvc repro)"}
+
+
+def test_an_unexpected_error_is_a_json_503_not_a_500(model, monkeypatch):
+    from digits.use import serve
+
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(serve, "to_mnist", broken)
+    with InProcess(serve.create_app(model)) as server:
+        code, headers, body = server.request("POST", "/api/predict", drawing())
+    assert code == 503 and headers["content-type"] == "application/json"
+    assert json.loads(body) == {
+        "error": "internal error (RuntimeError); see the server's log, then try again"
+    }
+
+
+def test_advice_for_a_model_the_user_named_fits_that_file(model, tmp_path):
+    import keras
+
+    from digits.core.errors import DataError
+    from digits.use.classifier import Classifier
+
+    def refusal(path: Path) -> str:
+        with pytest.raises(DataError) as error:
+            Classifier.load(path)
+        return str(error.value)
+
+    fix = "give a model trained by this pipeline (dvc repro)"
+    readme = ROOT / "README.md"
+    assert (
+        refusal(readme)
+        == f"{readme}: not a readable Keras model (File format not supported: filepath={readme}); {fix}"
+    )
+    assert (
+        refusal(tmp_path / "typo.keras")
+        == f"{tmp_path / 'typo.keras'}: no such file; check the path given to --model"
+    )
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(model.read_bytes()[:5000])
+    assert refusal(cut).startswith(
+        f"{cut}: not a readable Keras model (not a zip archive, as .keras files are"
+    )
+    first, second = keras.Input((28, 28, 1)), keras.Input((28, 28, 1))
+    joined = keras.layers.Flatten()(keras.layers.Add()([first, second]))
+    two = tmp_path / "two.keras"
+    keras.Model([first, second], keras.layers.Dense(10, activation="softmax")(joined)).save(two)
+    assert refusal(two) == f"{two}: not a model with one input and one output; {fix}"

@@ -213,13 +213,17 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: s
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return error(exc.status_code, str(exc.detail))
 
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours: the traceback goes to the server's log, the page gets JSON it can show.
+        return error(503, f"internal error ({type(exc).__name__}); see the server's log, then try again")
+
     app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/status", status),
             Route("/api/predict", predict, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: unexpected},
         middleware=[Middleware(SameOrigin, hosts={*LOCAL, host.strip("[]").lower()})],
     )
     # A redirect from /api/status/ to /api/status would be built from the Host header.
