@@ -6,6 +6,8 @@ headers, crafted model files.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import io
 import json
@@ -352,3 +354,88 @@ def test_advice_for_a_model_the_user_named_fits_that_file(model, tmp_path):
     two = tmp_path / "two.keras"
     keras.Model([first, second], keras.layers.Dense(10, activation="softmax")(joined)).save(two)
     assert refusal(two) == f"{two}: not a model with one input and one output; {fix}"
+
+
+def test_a_wrong_method_says_which_are_allowed(served):
+    status, headers, body = served.request("GET", "/api/predict")
+    assert (
+        status == 405 and headers["allow"] == "POST" and json.loads(body) == {"error": "Method Not Allowed"}
+    )
+
+
+def test_responses_are_not_sniffed_framed_or_scripted_from_elsewhere(served):
+    status, headers, page = served.request("GET", "/")
+    assert status == 200 and headers["x-content-type-options"] == "nosniff"
+    policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+    assert policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
+    (script,) = re.findall(rb"<script>(.*?)</script>", page, re.DOTALL)
+    assert policy["script-src"] == f"'sha256-{base64.b64encode(hashlib.sha256(script).digest()).decode()}'"
+    assert served.request("GET", "/api/status")[1]["x-content-type-options"] == "nosniff"
+
+
+def test_a_connection_that_never_sends_its_request_is_closed(served):
+    from digits.use.serve import HEAD_TIMEOUT
+
+    with socket.create_connection((HOST, served.port), timeout=HEAD_TIMEOUT + 10) as slow:
+        slow.sendall(f"POST /api/predict HTTP/1.1\r\nHost: {HOST}\r\n".encode())  # ... and no more
+        start = time.monotonic()
+        assert slow.recv(100) == b""  # closed by the server
+        assert time.monotonic() - start < HEAD_TIMEOUT + 5
+
+
+def test_a_form_upload_is_told_to_send_the_image_itself(served):
+    form = (
+        b"--x\r\nContent-Disposition: form-data; name=file; filename=seven.png\r\n\r\n"
+        + drawing()
+        + b"\r\n--x--\r\n"
+    )
+    status, _, body = served.request(
+        "POST", "/api/predict", form, Content_Type="multipart/form-data; boundary=x"
+    )
+    assert (
+        status == 400
+        and "request body (curl --data-binary @seven.png), not a form" in json.loads(body)["error"]
+    )
+
+
+def test_a_client_leaving_mid_upload_logs_no_traceback(model, capfd):
+    from digits.use.serve import create_app
+
+    with InProcess(create_app(model)) as server:
+        with socket.create_connection((HOST, server.port)) as leaving:
+            head = f"POST /api/predict HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 100000\r\n\r\n"
+            leaving.sendall(head.encode() + drawing()[:500])
+        time.sleep(0.5)
+        assert server.request("POST", "/api/predict", drawing())[0] == 200
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_predict_escapes_file_names_in_its_lines(model, tmp_path, capsys):
+    from digits.use.predict import main
+
+    tricky = tmp_path / "seven\n\u202egnp.png"
+    tricky.write_bytes(drawing())
+    main([str(tricky), "--model", str(model)])
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{tmp_path}/seven\\n\\u202egnp.png: ")
+    main([str(tricky), "--json", "--model", str(model)])
+    assert json.loads(capsys.readouterr().out)["image"] == str(tricky)  # JSON escapes by itself
+
+
+def test_predict_stopped_says_only_that(model, tmp_path, monkeypatch):
+    from digits.use import predict
+
+    def stopped(path):
+        raise KeyboardInterrupt  # what SIGTERM raises (digits.core.cli)
+
+    (tmp_path / "seven.png").write_bytes(drawing())
+    monkeypatch.setattr(predict.Classifier, "load", stopped)
+    with pytest.raises(SystemExit, match="^predict: interrupted$"):
+        predict.main([str(tmp_path / "seven.png"), "--model", str(model)])
+
+
+def test_a_server_on_every_interface_answers_to_this_machines_names():
+    from digits.use.serve import LOCAL, names
+
+    assert names("127.0.0.1") == set(LOCAL)
+    assert {*LOCAL, "0.0.0.0", socket.gethostname().lower()} <= names("0.0.0.0")

@@ -116,7 +116,13 @@ def test_describe_shows_the_top_k_or_at_least_two_when_unsure():
     assert describe(unsure, 3) == "unsure: 4 or 9; 4 (40.0%), 9 (30.0%), 7 (30.0%)"
 
 
-def test_missing_model_says_how_to_get_it(drawings, tmp_path):
+def test_missing_model_says_how_to_get_it(drawings, tmp_path, monkeypatch):
     paths, _ = drawings
-    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
-        main([str(paths[0]), "--model", str(tmp_path / "model.keras")])
+    monkeypatch.chdir(tmp_path)  # no models/model.keras here
+    with pytest.raises(
+        DataError, match="^models/model.keras: missing; restore it from DVC.s cache with `dvc checkout`"
+    ):
+        main([str(paths[0])])
+    # A --model the user typed: advice about that path, not about the pipeline.
+    with pytest.raises(DataError, match="^typo.keras: no such file; check the path given to --model$"):
+        main([str(paths[0]), "--model", "typo.keras"])

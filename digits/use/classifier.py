@@ -71,8 +71,9 @@ class Classifier:
 
     def _check_shapes(self) -> None:
         try:
-            (inputs,), (outputs,) = self.model.inputs, self.model.outputs
-            inputs, outputs = tuple(inputs.shape), tuple(outputs.shape)
+            inputs, outputs = tuple(self.model.input_shape), tuple(self.model.output_shape)
+            if not all(d is None or isinstance(d, int) for d in inputs + outputs):
+                raise ValueError("a list of shapes: several inputs or outputs")
         except (AttributeError, TypeError, ValueError):  # several inputs or outputs, or none
             raise DataError(f"{self.path}: not a model with one input and one output; {FIX}") from None
         if inputs[1:] not in ((*IMAGE_SHAPE, 1), IMAGE_SHAPE):

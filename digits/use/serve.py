@@ -18,7 +18,9 @@ import argparse
 import asyncio
 import base64
 import errno
+import hashlib
 import os
+import re
 import socket
 import threading
 from importlib import resources
@@ -32,7 +34,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
@@ -51,6 +53,9 @@ QUEUE = 32
 TOP = 3
 UPLOAD = "upload"  # what error messages call the uploaded image
 LOCAL = ("127.0.0.1", "localhost", "::1")  # host names always served
+CONNECTIONS = 64  # connections and requests at a time; uvicorn answers 503 past them
+IDLE = 5  # seconds a kept-alive connection may wait for its next request
+HEAD_TIMEOUT = 5  # seconds a new connection has to send its request line and headers
 
 
 class Unavailable(Exception):
@@ -100,11 +105,12 @@ class SameOrigin:
     give both away. Refused in JSON, as every other error.
     """
 
-    def __init__(self, app, hosts: set[str]) -> None:
-        self.app, self.hosts = app, hosts
+    def __init__(self, app, hosts: set[str], extra: list[tuple[bytes, bytes]]) -> None:
+        self.app, self.hosts, self.extra = app, hosts, extra
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "http":
+            send = self.with_headers(send)
             headers = Headers(scope=scope)
             host = headers.get("host", "")
             if urlsplit(f"//{host}").hostname not in self.hosts:
@@ -116,6 +122,48 @@ class SameOrigin:
                 message = f"cross-site request from {origin} refused: use the page this server serves"
                 return await error(403, message)(scope, receive, send)
         await self.app(scope, receive, send)
+
+    def with_headers(self, send):
+        """``send``, adding ``self.extra`` to the response headers."""
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.extra]}
+            await send(message)
+
+        return sending
+
+
+def names(host: str) -> set[str]:
+    """The host names a server listening on ``host`` answers to: ``LOCAL``, ``host``, and when that
+    is every interface (0.0.0.0, ::) this machine's name and addresses."""
+    found = {*LOCAL, host.strip("[]").lower()}
+    if host in ("0.0.0.0", "::", "[::]"):
+        import psutil
+
+        found.add(socket.gethostname().lower())
+        addresses = [a for nic in psutil.net_if_addrs().values() for a in nic]
+        found.update(
+            a.address.split("%")[0] for a in addresses if a.family in (socket.AF_INET, socket.AF_INET6)
+        )
+    return found
+
+
+def policy(page: str) -> str:
+    """The page's Content-Security-Policy: its own inline script and style (by hash), requests to
+    this server only, and no framing by another page (clickjacking)."""
+
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        return " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in found
+        )
+
+    return (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
 
 
 class Gate:
@@ -138,8 +186,8 @@ class Gate:
         self.admitted -= 1
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def reply(digit: np.ndarray, answer: Answer) -> dict:
@@ -173,6 +221,11 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: s
     slot = ModelSlot(model_path)
     gate = gate or Gate()
     page = (resources.files("digits.use") / "static" / "index.html").read_text(encoding="utf-8")
+    extra = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", policy(page).encode()),
+        (b"referrer-policy", b"no-referrer"),
+    ]
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -202,16 +255,22 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: s
         return JSONResponse(reply(digit, answer))
 
     async def predict(request: Request) -> JSONResponse:
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            fix = "send the image itself as the request body (curl --data-binary @seven.png), not a form"
+            return error(400, f"{UPLOAD}: {fix}")
         gate.admit()  # before the body is read: a refused upload costs no memory
         try:
-            body = await read_body(request)
+            try:
+                body = await read_body(request)
+            except ClientDisconnect:  # the client went away mid-upload: nobody to answer
+                return error(400, f"{UPLOAD}: the connection closed before the image was sent")
             # Waiting here holds no thread; the decoding itself runs in a worker thread.
             return await to_thread.run_sync(read_and_classify, body, limiter=gate.decoding)
         finally:
             gate.leave()
 
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), exc.headers)  # a 405's Allow
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # A bug of ours: the traceback goes to the server's log, the page gets JSON it can show.
@@ -224,11 +283,33 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: s
             Route("/api/predict", predict, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: unexpected},
-        middleware=[Middleware(SameOrigin, hosts={*LOCAL, host.strip("[]").lower()})],
+        middleware=[Middleware(SameOrigin, hosts=names(host), extra=extra)],
     )
     # A redirect from /api/status/ to /api/status would be built from the Host header.
     app.router.redirect_slashes = False
     return app
+
+
+def head_timeout() -> type:
+    """uvicorn's HTTP protocol, closing a connection that has not sent its request head within
+    ``HEAD_TIMEOUT`` seconds (uvicorn times out only idle kept-alive connections), so slow or
+    silent clients cannot hold every connection."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Protocol(HttpToolsProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.head_deadline = self.loop.call_later(HEAD_TIMEOUT, transport.close)
+
+        def on_headers_complete(self) -> None:
+            self.head_deadline.cancel()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.head_deadline.cancel()
+            super().connection_lost(exc)
+
+    return Protocol
 
 
 def check_port(host: str, port: int) -> None:
@@ -261,7 +342,16 @@ def main(argv: list[str] | None = None) -> None:
     # Plain HTTP on purpose: a page on this machine (the sources spell out no such URL otherwise).
     url = urlunsplit(("http", f"{args.host}:{args.port}", "/", "", ""))
     print(f"serve: {url} (model {args.model}); Ctrl-C to stop", flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        http=head_timeout(),
+        limit_concurrency=CONNECTIONS,
+        timeout_keep_alive=IDLE,
+        log_level="warning",
+        access_log=False,
+    )
     try:
         asyncio.run(uvicorn.Server(config).serve())
     except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passed on Ctrl-C or SIGTERM
