@@ -123,7 +123,7 @@ class Served(Client):
         )
 
     def __enter__(self) -> Served:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # TensorFlow starts slowly on a busy machine
         while True:
             assert self.process.poll() is None, self.process.communicate()
             try:
