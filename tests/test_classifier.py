@@ -111,7 +111,7 @@ def test_predict_reports_a_damaged_model_in_one_line(good_model, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("predict")]
     assert errors == [
         f"predict: error: {damaged}: not a readable Keras model (Bad CRC-32 for file "
-        "'model.weights.h5'); run: dvc repro -f train"
+        "'model.weights.h5'); give a model trained by this pipeline (dvc repro)"  # a --model of the user's
     ]
     assert "Traceback" not in result.stderr
 

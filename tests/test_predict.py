@@ -10,6 +10,7 @@ from trained import mnist_split, model_file
 from digits.core.errors import DataError
 from digits.use import classifier as classifier_module
 from digits.use.classifier import UNSURE_BELOW, Answer
+from digits.use.photo import READABLE
 from digits.use.predict import describe, main
 
 
@@ -58,7 +59,7 @@ def test_a_bad_image_does_not_stop_the_batch(model, drawings, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert stop.value.code == 1
     assert [line.split(":")[0] for line in out.splitlines()] == [batch[0], batch[2]]
-    assert err.splitlines() == [f"predict: error: {bad}: not an image this tool can read; give a PNG or JPEG"]
+    assert err.splitlines() == [f"predict: error: {bad}: not an image this tool can read; {READABLE}"]
 
     with pytest.raises(SystemExit):
         main([*batch, "--json", "--model", str(model)])
@@ -66,7 +67,7 @@ def test_a_bad_image_does_not_stop_the_batch(model, drawings, tmp_path, capsys):
     assert [r["image"] for r in records] == batch
     assert records[1] == {
         "image": str(bad),
-        "error": f"{bad}: not an image this tool can read; give a PNG or JPEG",
+        "error": f"{bad}: not an image this tool can read; {READABLE}",
     }
     assert [r["predictions"][0]["digit"] for r in (records[0], records[2])] == [labels[0], labels[1]]
 
@@ -115,7 +116,13 @@ def test_describe_shows_the_top_k_or_at_least_two_when_unsure():
     assert describe(unsure, 3) == "unsure: 4 or 9; 4 (40.0%), 9 (30.0%), 7 (30.0%)"
 
 
-def test_missing_model_says_how_to_get_it(drawings, tmp_path):
+def test_missing_model_says_how_to_get_it(drawings, tmp_path, monkeypatch):
     paths, _ = drawings
-    with pytest.raises(DataError, match="missing; restore it from DVC.s cache with `dvc checkout`"):
-        main([str(paths[0]), "--model", str(tmp_path / "model.keras")])
+    monkeypatch.chdir(tmp_path)  # no models/model.keras here
+    with pytest.raises(
+        DataError, match="^models/model.keras: missing; restore it from DVC.s cache with `dvc checkout`"
+    ):
+        main([str(paths[0])])
+    # A --model the user typed: advice about that path, not about the pipeline.
+    with pytest.raises(DataError, match="^typo.keras: no such file; check the path given to --model$"):
+        main([str(paths[0]), "--model", "typo.keras"])

@@ -17,6 +17,8 @@ from digits.core.errors import DataError, PipelineError
 from digits.use.photo import open_image, to_mnist
 from digits.use.serve import MAX_UPLOAD, check_port, create_app
 
+LOCAL_URL = "http://127.0.0.1:8000"
+
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
@@ -25,7 +27,10 @@ def model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(model):
-    with TestClient(create_app(model)) as test_client:  # an unhandled error would fail the test
+    # The server answers to its own host names only, not to the test client's "testserver".
+    with TestClient(
+        create_app(model), base_url=LOCAL_URL
+    ) as test_client:  # an unhandled error fails the test
         yield test_client
 
 
@@ -130,7 +135,7 @@ def test_unknown_routes_and_methods_answer_in_json(client):
 
 def test_without_a_model_the_page_says_to_run_make_run(model, tmp_path):
     path = tmp_path / "models" / "model.keras"
-    with TestClient(create_app(path)) as client:
+    with TestClient(create_app(path), base_url=LOCAL_URL) as client:
         assert client.get("/").status_code == 200
         status = client.get("/api/status").json()
         assert status["ready"] is False and "run make run" in status["message"]

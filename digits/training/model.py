@@ -145,12 +145,25 @@ def _optimizer(
     return keras.optimizers.SGD(rate, momentum=optimizer.momentum, weight_decay=decay)
 
 
-def load_model(path: Path) -> keras.Model:
-    """Load a model for inference (``safe_mode``: no arbitrary code runs from the file)."""
+def load_model(
+    path: Path, missing: str = f"missing; {RESTORE}", fix: str = "run: dvc repro -f train"
+) -> keras.Model:
+    """Load a model for inference (``safe_mode``: no arbitrary code runs from the file).
+
+    Anything wrong with the file is a ``DataError`` naming it, with ``missing`` or ``fix`` as the
+    advice: the defaults fit the pipeline's own models.
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: missing; {RESTORE}")
+        raise DataError(f"{path}: {missing}")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):  # Keras would say "File not found"
+        raise DataError(
+            f"{path}: not a readable Keras model (not a zip archive, as .keras files are: damaged, "
+            f"cut short or another kind of file); {fix}"
+        )
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:  # BadZipFile: bit rot, a bad CRC
-        raise DataError(f"{path}: not a readable Keras model ({exc}); run: dvc repro -f train") from None
+    except Exception as exc:  # a damaged or crafted file can make Keras raise anything
+        # Keras's messages run to many lines (the whole config); the first sentence says it.
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0][:160]
+        raise DataError(f"{path}: not a readable Keras model ({reason}); {fix}") from None

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from digits.core.errors import DataError
+from digits.core.layout import FINAL_MODEL
 from digits.core.mnist import IMAGE_SHAPE, NUM_CLASSES
 
 # Below this top probability the answer is "unsure: 4 or 9". With the full-MNIST baseline it
@@ -51,13 +52,28 @@ class Classifier:
 
     @classmethod
     def load(cls, path: Path) -> Classifier:
+        """The model at ``path``, checked; any problem is a ``DataError`` naming the file."""
         from digits.training.model import load_model  # TensorFlow starts only when a model is wanted
 
-        return cls(load_model(path), path)
+        path = Path(path)
+        if path.resolve() == FINAL_MODEL.resolve():  # the pipeline's own: the pipeline's advice
+            model = load_model(path)
+        else:  # a file the user named: advice about that file
+            model = load_model(path, missing="no such file; check the path given to --model", fix=FIX)
+        try:
+            return cls(model, path)
+        except DataError:
+            raise
+        except Exception as exc:  # a model that loads but cannot be run on a digit
+            raise DataError(
+                f"{path}: the model fails on a 28x28 digit ({type(exc).__name__}); {FIX}"
+            ) from None
 
     def _check_shapes(self) -> None:
         try:
             inputs, outputs = tuple(self.model.input_shape), tuple(self.model.output_shape)
+            if not all(d is None or isinstance(d, int) for d in inputs + outputs):
+                raise ValueError("a list of shapes: several inputs or outputs")
         except (AttributeError, TypeError, ValueError):  # several inputs or outputs, or none
             raise DataError(f"{self.path}: not a model with one input and one output; {FIX}") from None
         if inputs[1:] not in ((*IMAGE_SHAPE, 1), IMAGE_SHAPE):

@@ -25,6 +25,10 @@ from scipy.spatial import ConvexHull, QhullError
 
 from digits.core.errors import DataError
 
+# What a photo, scan or drawing can be, told by content, not by name; never PostScript or EPS,
+# which Pillow would hand to Ghostscript. A phone's MPO photo is read as the JPEG it starts with.
+FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP", "GIF")
+READABLE = "give a PNG, JPEG, TIFF, WebP, BMP or GIF image"
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; larger is refused before decoding
 MIN_CONTRAST = 32 / 255  # less ink contrast than this is a blank image
 WORK_SIZE = 512  # the digit is looked for at this size at most: plenty for a 20x20 result
@@ -66,13 +70,13 @@ def open_image(source: Path | str | bytes, name: str | None = None) -> Image.Ima
     if empty:
         raise DataError(f"{name}: empty file; give a PNG or JPEG image of a digit")
     try:
-        image = Image.open(stream)  # reads the header only
+        image = Image.open(stream, formats=FORMATS)  # reads the header only
     except FileNotFoundError:
         raise DataError(f"{name}: no such file") from None
     except Image.DecompressionBombError:
         raise DataError(f"{name}: too many pixels to decode safely; crop or shrink the image") from None
     except (UnidentifiedImageError, ValueError, SyntaxError):
-        raise DataError(f"{name}: not an image this tool can read; give a PNG or JPEG") from None
+        raise DataError(f"{name}: not an image this tool can read; {READABLE}") from None
     except OSError as exc:
         raise DataError(f"{name}: cannot read it ({exc.strerror or exc})") from None
     width, height = image.size
@@ -88,10 +92,32 @@ def open_image(source: Path | str | bytes, name: str | None = None) -> Image.Ima
     image.draft(image.mode, (WORK_SIZE, WORK_SIZE))
     try:
         image.load()
+        image = shrink(image)
         ImageOps.exif_transpose(image, in_place=True)  # phones store portrait photos sideways
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise DataError(f"{name}: damaged image ({exc}); give a complete PNG or JPEG") from None
     return image
+
+
+def shrink(image: Image.Image) -> Image.Image:
+    """A large decoded image reduced by a whole factor to between ``WORK_SIZE`` and twice that across.
+
+    The digit is looked for at ``WORK_SIZE`` at most anyway; reducing first, in the image's own
+    8-bit mode, keeps the float steps that follow small (40 megapixels would take 160 MB each).
+    Alpha is premultiplied while reducing, so transparent areas stay paper.
+    """
+    factor = max(image.size) // WORK_SIZE
+    if factor < 2:
+        return image
+    if image.mode in ("P", "PA"):  # palette indices cannot be averaged: their colours can
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    small = image.reduce(factor)
+    small.info["exif"] = image.getexif().tobytes()  # a TIFF's orientation is in its tags, not its info
+    return small
 
 
 def to_grayscale(image: Image.Image, name: str = "image") -> np.ndarray:

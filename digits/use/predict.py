@@ -30,6 +30,11 @@ def describe(answer: Answer, top: int) -> str:
     return f"{answer.label}; {ranking}" if answer.unsure else ranking
 
 
+def printable(path: Path) -> str:
+    """``path`` for a line of text: what would break or reorder the line (a newline, U+202E) escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in str(path))
+
+
 def record(image: Path, answer: Answer, top: int) -> dict:
     """The JSON object for one classified image."""
     ranked = [{"digit": d, "probability": round(p, 6)} for d, p in answer.ranking[:top]]
@@ -54,11 +59,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        classify(args)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM; predict writes no files, so none to speak of
+        sys.exit("predict: interrupted")
+
+
+def classify(args: argparse.Namespace) -> None:
+    """Classify ``args.images`` and print one line (or JSON object) per image."""
     digits: dict[int, np.ndarray] = {}
     errors: dict[int, str] = {}
     for i, path in enumerate(args.images):
         try:
-            digits[i] = to_mnist(open_image(path), str(path))
+            digits[i] = to_mnist(open_image(path, printable(path)), printable(path))
         except DataError as exc:
             errors[i] = str(exc)
     answers: dict[int, Answer] = {}
@@ -73,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         elif args.json:
             print(json.dumps(record(path, answers[i], args.top)))
         else:
-            print(f"{path}: {describe(answers[i], args.top)}")
+            print(f"{printable(path)}: {describe(answers[i], args.top)}")
     sys.stdout.flush()
     if errors:
         sys.exit(1)

@@ -18,17 +18,23 @@ import argparse
 import asyncio
 import base64
 import errno
+import hashlib
+import os
+import re
 import socket
 import threading
 from importlib import resources
 from pathlib import Path
-from urllib.parse import urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
+from anyio import CapacityLimiter, to_thread
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
@@ -39,8 +45,17 @@ from digits.use.classifier import Answer, Classifier
 from digits.use.photo import open_image, to_mnist
 
 MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a phone photo is 2-10 MB
+# Uploads decoded at a time: a 40-megapixel image takes about 200 MB while it is decoded.
+DECODERS = 2
+# Uploads admitted at a time, decoding or waiting to (their bodies are held: at most
+# QUEUE x MAX_UPLOAD bytes); one more gets a 503. Above the load test's 20 clients at once.
+QUEUE = 32
 TOP = 3
 UPLOAD = "upload"  # what error messages call the uploaded image
+LOCAL = ("127.0.0.1", "localhost", "::1")  # host names always served
+CONNECTIONS = 64  # connections and requests at a time; uvicorn answers 503 past them
+IDLE = 5  # seconds a kept-alive connection may wait for its next request
+HEAD_TIMEOUT = 5  # seconds a new connection has to send its request line and headers
 
 
 class Unavailable(Exception):
@@ -52,6 +67,7 @@ class ModelSlot:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.shown = shown(self.path)
         # A damaged or unsuitable model file stops the start, in one line.
         self._classifier = Classifier.load(self.path) if self.path.is_file() else None
         self._loading = threading.Lock()
@@ -65,17 +81,113 @@ class ModelSlot:
                 if self._classifier is None:
                     if not self.path.is_file():
                         raise Unavailable(
-                            f"no trained model yet ({self.path}): run make run, then reload this page"
+                            f"no trained model yet ({self.shown}): run make run, then reload this page"
                         )
                     try:
                         self._classifier = Classifier.load(self.path)
                     except DataError as exc:
-                        raise Unavailable(str(exc)) from None
+                        raise Unavailable(str(exc).replace(str(self.path), self.shown)) from None
         return self._classifier
 
 
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def shown(path: Path) -> str:
+    """How the page names ``path``: relative to the working directory, else its name alone (an
+    absolute path tells a page of another site, reading it by DNS rebinding, about this machine)."""
+    resolved = Path(os.path.abspath(path))
+    return str(resolved.relative_to(Path.cwd())) if resolved.is_relative_to(Path.cwd()) else path.name
+
+
+class SameOrigin:
+    """Only requests for the host names the server was started for, and none sent by another site.
+
+    Any web page the user visits can make the browser send a "simple" cross-site POST here, and
+    by DNS rebinding read the answers under its own name: the ``Origin`` and ``Host`` headers
+    give both away. Refused in JSON, as every other error.
+    """
+
+    def __init__(self, app, hosts: set[str], extra: list[tuple[bytes, bytes]]) -> None:
+        self.app, self.hosts, self.extra = app, hosts, extra
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            send = self.with_headers(send)
+            headers = Headers(scope=scope)
+            host = headers.get("host", "")
+            if urlsplit(f"//{host}").hostname not in self.hosts:
+                names = ", ".join(sorted(self.hosts))
+                message = f"unknown host {host!r}: this server answers to {names} only"
+                return await error(400, message)(scope, receive, send)
+            origin = headers.get("origin")
+            if scope["method"] not in ("GET", "HEAD") and origin is not None and origin != f"http://{host}":
+                message = f"cross-site request from {origin} refused: use the page this server serves"
+                return await error(403, message)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+    def with_headers(self, send):
+        """``send``, adding ``self.extra`` to the response headers."""
+
+        async def sending(message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.extra]}
+            await send(message)
+
+        return sending
+
+
+def names(host: str) -> set[str]:
+    """The host names a server listening on ``host`` answers to: ``LOCAL``, ``host``, and when that
+    is every interface (0.0.0.0, ::) this machine's name and addresses."""
+    found = {*LOCAL, host.strip("[]").lower()}
+    if host in ("0.0.0.0", "::", "[::]"):
+        import psutil
+
+        found.add(socket.gethostname().lower())
+        addresses = [a for nic in psutil.net_if_addrs().values() for a in nic]
+        found.update(
+            a.address.split("%")[0] for a in addresses if a.family in (socket.AF_INET, socket.AF_INET6)
+        )
+    return found
+
+
+def policy(page: str) -> str:
+    """The page's Content-Security-Policy: its own inline script and style (by hash), requests to
+    this server only, and no framing by another page (clickjacking)."""
+
+    def hashes(tag: str) -> str:
+        found = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+        return " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()}'" for s in found
+        )
+
+    return (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src 'self' data: blob:; base-uri 'none'; form-action 'none'; "
+        "frame-ancestors 'none'"
+    )
+
+
+class Gate:
+    """At most ``decoders`` uploads decoded at a time, and ``queue`` admitted in all.
+
+    Used from the event loop only, so a plain counter is safe.
+    """
+
+    def __init__(self, decoders: int = DECODERS, queue: int = QUEUE) -> None:
+        self.decoding = CapacityLimiter(decoders)
+        self.queue = queue
+        self.admitted = 0
+
+    def admit(self) -> None:
+        if self.admitted >= self.queue:
+            raise HTTPException(503, f"busy: {self.queue} images are being read; try again in a moment")
+        self.admitted += 1
+
+    def leave(self) -> None:
+        self.admitted -= 1
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def reply(digit: np.ndarray, answer: Answer) -> dict:
@@ -103,10 +215,17 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
-    """The web app, serving the model at ``model_path``."""
+def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: str = LOCAL[0]) -> Starlette:
+    """The web app, serving the model at ``model_path`` under the names ``LOCAL`` and ``host``,
+    its uploads bounded by ``gate``."""
     slot = ModelSlot(model_path)
+    gate = gate or Gate()
     page = (resources.files("digits.use") / "static" / "index.html").read_text(encoding="utf-8")
+    extra = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"content-security-policy", policy(page).encode()),
+        (b"referrer-policy", b"no-referrer"),
+    ]
 
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(page)
@@ -115,8 +234,8 @@ def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
         try:
             await run_in_threadpool(slot.get)
         except Unavailable as exc:
-            return JSONResponse({"ready": False, "model": str(slot.path), "message": str(exc)})
-        return JSONResponse({"ready": True, "model": str(slot.path), "message": ""})
+            return JSONResponse({"ready": False, "model": slot.shown, "message": str(exc)})
+        return JSONResponse({"ready": True, "model": slot.shown, "message": ""})
 
     def read_and_classify(body: bytes) -> JSONResponse:
         """Read the upload and classify it: CPU work, run in a worker thread."""
@@ -136,19 +255,61 @@ def create_app(model_path: Path = FINAL_MODEL) -> Starlette:
         return JSONResponse(reply(digit, answer))
 
     async def predict(request: Request) -> JSONResponse:
-        return await run_in_threadpool(read_and_classify, await read_body(request))
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            fix = "send the image itself as the request body (curl --data-binary @seven.png), not a form"
+            return error(400, f"{UPLOAD}: {fix}")
+        gate.admit()  # before the body is read: a refused upload costs no memory
+        try:
+            try:
+                body = await read_body(request)
+            except ClientDisconnect:  # the client went away mid-upload: nobody to answer
+                return error(400, f"{UPLOAD}: the connection closed before the image was sent")
+            # Waiting here holds no thread; the decoding itself runs in a worker thread.
+            return await to_thread.run_sync(read_and_classify, body, limiter=gate.decoding)
+        finally:
+            gate.leave()
 
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), exc.headers)  # a 405's Allow
 
-    return Starlette(
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours: the traceback goes to the server's log, the page gets JSON it can show.
+        return error(503, f"internal error ({type(exc).__name__}); see the server's log, then try again")
+
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/status", status),
             Route("/api/predict", predict, methods=["POST"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: unexpected},
+        middleware=[Middleware(SameOrigin, hosts=names(host), extra=extra)],
     )
+    # A redirect from /api/status/ to /api/status would be built from the Host header.
+    app.router.redirect_slashes = False
+    return app
+
+
+def head_timeout() -> type:
+    """uvicorn's HTTP protocol, closing a connection that has not sent its request head within
+    ``HEAD_TIMEOUT`` seconds (uvicorn times out only idle kept-alive connections), so slow or
+    silent clients cannot hold every connection."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Protocol(HttpToolsProtocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.head_deadline = self.loop.call_later(HEAD_TIMEOUT, transport.close)
+
+        def on_headers_complete(self) -> None:
+            self.head_deadline.cancel()
+            super().on_headers_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.head_deadline.cancel()
+            super().connection_lost(exc)
+
+    return Protocol
 
 
 def check_port(host: str, port: int) -> None:
@@ -177,11 +338,20 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     check_port(args.host, args.port)
-    app = create_app(args.model)
+    app = create_app(args.model, host=args.host)
     # Plain HTTP on purpose: a page on this machine (the sources spell out no such URL otherwise).
     url = urlunsplit(("http", f"{args.host}:{args.port}", "/", "", ""))
     print(f"serve: {url} (model {args.model}); Ctrl-C to stop", flush=True)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        http=head_timeout(),
+        limit_concurrency=CONNECTIONS,
+        timeout_keep_alive=IDLE,
+        log_level="warning",
+        access_log=False,
+    )
     try:
         asyncio.run(uvicorn.Server(config).serve())
     except KeyboardInterrupt:  # uvicorn has shut down cleanly, then passed on Ctrl-C or SIGTERM
