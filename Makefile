@@ -25,8 +25,9 @@ run: $(VENV)/.installed
 	dvc plots show --quiet --out dvc_plots
 	python -m digits.reporting.summary --since $(START) --plots dvc_plots/index.html
 
+# The suite; pytest options in ARGS: make test ARGS="-m mnist" (with MNIST_DIR: the full-MNIST tests)
 test: $(VENV)/.installed-dev
-	pytest
+	pytest $(ARGS)
 
 lint: $(VENV)/.installed-dev
 	ruff check . && ruff format --check .

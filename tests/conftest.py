@@ -18,11 +18,32 @@ from digits.core.idx import encode_idx
 from digits.core.mnist import FILES, Split
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
-needs_full_mnist = pytest.mark.skipif(
-    not (SHARED_MNIST / "train-images-idx3-ubyte.gz").is_file(),
-    reason="needs the full MNIST files in ../shared/data/mnist",
-)
+
+
+def _full_mnist() -> tuple[Path | None, str]:
+    """The full MNIST files for the tests: MNIST_DIR, else the maintainers' ../shared/data/mnist.
+
+    An empty MNIST_DIR means none, as on a user's clone (``MNIST_DIR= make test``). MNIST_DIR
+    then leaves this process's environment, so the code under test sees the same environment
+    whoever runs the suite. Returns the folder or None, and what is wrong with a given MNIST_DIR.
+    """
+    given = os.environ.pop("MNIST_DIR", None)
+    folder = Path(given) if given else ROOT.parent / "shared" / "data" / "mnist"
+    missing = [f"{n}.gz" for names in FILES.values() for n in names if not (folder / f"{n}.gz").is_file()]
+    if given and missing:
+        return None, f"MNIST_DIR={given}: no {missing[0]} there; give the folder of the four .gz files"
+    return (None if given == "" or missing else folder), ""
+
+
+# The full MNIST files, or None: then the tests marked `mnist` (needs_full_mnist) are skipped.
+SHARED_MNIST, _MNIST_DIR_ERROR = _full_mnist()
+needs_full_mnist = pytest.mark.mnist
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _MNIST_DIR_ERROR:  # asked for, not there: the tests that need it must not skip
+        raise pytest.UsageError(_MNIST_DIR_ERROR)
+
 
 # This process runs fits like a training worker does: one thread, deterministic ops.
 from digits.training.fit import _configure_tensorflow  # noqa: E402
@@ -208,6 +229,20 @@ def recipe_params(name: str = "modern", extra: dict | None = None):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.chromium
+# In CI (CI=true, as GitHub Actions sets it) a test that needs Chromium fails without it.
+ON_CI = os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip what the machine cannot run, saying how to include it; in CI, fail without Chromium."""
+    if item.get_closest_marker("mnist") and SHARED_MNIST is None:
+        pytest.skip("needs full MNIST: MNIST_DIR=/path/to/mnist make test includes it")
+    if item.get_closest_marker("chromium") and not CHROMIUM:
+        if ON_CI:
+            pytest.fail("CI=true and Chromium is not installed: apt-get install chromium", pytrace=False)
+        pytest.skip("needs Chromium: apt-get install chromium")
 
 
 # Headless, and nothing it does on its own: no network of its own, no updates, no sync.

@@ -1,6 +1,7 @@
 """The draw-a-digit page in a real browser: Debian's headless Chromium, driven by Playwright.
 
-Skipped where Chromium is not installed (``apt-get install chromium``; .ci/run does it).
+Skipped where Chromium is not installed (``apt-get install chromium``; .ci/run installs it), failed in CI
+(CI=true).
 """
 
 import socket
@@ -9,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CHROMIUM, CHROMIUM_FLAGS
+from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from PIL import Image, ImageDraw
 from trained import model_file
 
 from digits.use.serve import create_app
 
-pytestmark = pytest.mark.skipif(not CHROMIUM, reason="needs Chromium (apt-get install chromium)")
+pytestmark = needs_chromium
 # The page has nothing left to send and no answer to wait for (its own script's variables).
 IDLE = "() => !inFlight && pending === null"
 # A 7 on the 280x280 pad: the bar, then the stem.

@@ -169,8 +169,10 @@ def test_16_bit_scans_are_read(test_split, top, kind):
 )
 def test_every_image_mode_is_converted(test_split, mode, kind):
     rgb = Image.fromarray(np.uint8(page(test_split[0][1]) * 255))
-    expected = to_mnist(rgb)
     converted = rgb.convert(mode, dither=Image.Dither.NONE) if mode == "1" else rgb.convert(mode)
+    # 1 and P keep fewer tones than the photo (how much of it depends on the digit): what must
+    # come out is the digit of the picture the file holds.
+    expected = to_mnist(converted.convert("RGB") if mode in ("1", "P") else rgb)
     image = open_image(encode(converted, kind))
     assert image.mode == mode
     assert similarity(to_mnist(image), expected) > 0.95

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import CHROMIUM, ROOT, chromium, run, screenshot
+from conftest import ROOT, chromium, needs_chromium, run, screenshot
 from revisions import HEAD_EPOCHS, two_revisions
 
 from digits.reporting.figures import MAX_WIDTH_PX
@@ -180,7 +180,7 @@ def legend(svg: str) -> dict[str, tuple[str, ...]]:
     }
 
 
-@pytest.mark.skipif(not CHROMIUM, reason="needs Debian's chromium (installed by .ci/run)")
+@needs_chromium
 def test_headless_chromium_draws_every_plot_with_both_revisions_apart(repo, tmp_path):
     from PIL import Image
 
