@@ -91,7 +91,7 @@ def test_second_repro_runs_only_the_cheap_check_and_is_fast(project):
     seconds = time.monotonic() - start
     assert stages_run(result.stdout) == ["validate"]  # always runs: it is how DVC notices new data
     assert "didn't change" in result.stdout or "up to date" in result.stdout
-    assert seconds < 3, f"a no-op dvc repro took {seconds:.1f} s"  # 1.5 s on an idle machine
+    assert seconds < 5, f"a no-op dvc repro took {seconds:.1f} s"  # 1.5 s idle, 3.5 s at load 5
     assert run(["git", "status", "--porcelain"], project).stdout == ""
 
 
