@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import needs_full_mnist
 from PIL import Image
-from trained import accuracy, mnist_split, model_file
+from trained import accuracy, mnist_or_sample, mnist_split, model_file
 
 from digits.core.errors import DataError
 from digits.use.classifier import Classifier
@@ -44,11 +44,7 @@ def classifier(tmp_path_factory) -> Classifier:
 @pytest.fixture(scope="module")
 def test_split():
     """300 MNIST test digits, or the sample's held-out digits without the full files."""
-    split = mnist_split("test")
-    if split is None:
-        from digits.data.sources import from_sample
-
-        split = from_sample()["test"]
+    split = mnist_or_sample("test")
     return split.images[:300], split.labels[:300]
 
 
