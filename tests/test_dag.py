@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, SMALL, run, write_params
 
 from digits.core import layout
 from digits.core.params import fields
@@ -140,9 +142,64 @@ def test_no_output_switches_off_the_run_cache():
             assert options.get("cache", True), f"{name}: {path} is cache: false"
 
 
-def test_stages_read_only_declared_params():
+# Run in a project: each named stage's main, as ``python -m stages.<name>`` runs it, with every
+# params key it reads after load_params recorded; prints {stage: [keys]}.
+RECORD_READS = """
+import json, runpy, sys
+from pydantic import BaseModel
+import digits.core.params as module
+
+prefixes = {module.Params: ""} | {
+    info.annotation: f"{name}."
+    for name, info in module.Params.model_fields.items()
+    if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+}
+reads, recording = {}, []
+plain_getattribute, plain_load = module._Section.__getattribute__, module.load_params
+
+def getattribute(self, name):
+    value = plain_getattribute(self, name)
+    if recording and name in type(self).model_fields and not isinstance(value, BaseModel):
+        reads[recording[-1]].add(prefixes[type(self)] + name)
+    return value
+
+def load_params(*args, **kwargs):  # what load_params reads to validate is not the stage's reading
+    stage = recording.pop()
+    params = plain_load(*args, **kwargs)
+    recording.append(stage)
+    return params
+
+module._Section.__getattribute__, module.load_params = getattribute, load_params
+for stage in sys.argv[1:]:
+    reads[stage] = set()
+    recording[:] = [stage]
+    runpy.run_module(f"stages.{stage}", run_name="__main__")
+print(json.dumps({stage: sorted(keys) for stage, keys in reads.items()}))
+"""
+# Keys that choose where the fits run, never what they compute (dvc.yaml: only validate declares them).
+NOT_OUTPUTS = {"train": {"cv.n_jobs", "cv.backend", "cv.scheduler"}}
+
+
+def declared_params(stage: dict) -> set[str]:
+    """The keys a stage's ``params:`` covers: a key, a whole section, or all of params.yaml."""
+    covered = set()
+    for entry in stage.get("params", []):
+        if isinstance(entry, dict):  # ``params.yaml:``, every key
+            return set(fields())
+        covered |= {key for key in fields() if key == entry or key.startswith(f"{entry}.")}
+    return covered
+
+
+def test_stages_read_only_declared_params(project):
     # A key, or a whole section of what a model is and how it learns (``model``: every model.* key).
     known = set(fields()) | {"model", "augment", "optimizer"}
     for name, stage in STAGES.items():
-        params = [p for p in stage.get("params", []) if isinstance(p, str)]
-        assert set(params) <= known, name
+        assert {p for p in stage.get("params", []) if isinstance(p, str)} <= known, name
+    # What each stage reads, run by run: one process, the fits in it (cv.n_jobs 1).
+    write_params(project / "params.yaml", **{**SMALL, "cv__n_jobs": 1})
+    result = run([sys.executable, "-c", RECORD_READS, *STAGES], project)
+    reads = json.loads(result.stdout.splitlines()[-1])
+    assert reads["train"] and reads["plot"] == ["plot.misclassified"]  # the recording sees reads
+    for name, stage in STAGES.items():
+        undeclared = set(reads[name]) - declared_params(stage) - NOT_OUTPUTS.get(name, set())
+        assert not undeclared, f"{name}: reads {sorted(undeclared)} but dvc.yaml does not declare them"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from trained import mnist_split, model_file
+from trained import mnist_or_sample, model_file
 
 from digits.core.errors import DataError
 from digits.use import classifier as classifier_module
@@ -22,11 +22,7 @@ def model(tmp_path_factory):
 @pytest.fixture
 def drawings(tmp_path) -> list:
     """Three test digits as dark-on-light PNGs, and their labels."""
-    split = mnist_split("test")
-    if split is None:
-        from digits.data.sources import from_sample
-
-        split = from_sample()["test"]
+    split = mnist_or_sample("test")
     paths = []
     for i in range(3):
         paths.append(tmp_path / f"digit{i}.png")

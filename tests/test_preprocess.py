@@ -27,8 +27,13 @@ def test_prepare_extremes():
 
 def test_limit_is_stratified_seeded_and_ordered():
     labels = np.repeat(np.arange(10, dtype=np.uint8), [50, 60, 70, 80, 90, 100, 110, 120, 130, 190])
-    split = Split(np.arange(len(labels) * 784, dtype=np.int64).astype(np.uint8).reshape(-1, 28, 28), labels)
+    images = np.zeros((len(labels), 28, 28), np.uint8)
+    images[:, 0, 0], images[:, 0, 1] = np.divmod(np.arange(len(labels)), 256)  # each image's index
+    split = Split(images, labels)
     subset = stratified_subset(split, 100, seed=1)
+    index = subset.images[:, 0, 0].astype(int) * 256 + subset.images[:, 0, 1]
+    assert (np.diff(index) > 0).all()  # in the original order, no image twice
+    np.testing.assert_array_equal(subset.labels, labels[index])  # each image with its own label
     counts = np.bincount(subset.labels, minlength=10)
     assert counts.sum() == 100
     np.testing.assert_allclose(counts, np.bincount(labels) / 10, atol=1)

@@ -57,10 +57,13 @@ def test_the_recipe_trains_and_is_deterministic_augmentation_included(tmp_path):
 
 def test_the_recipe_is_one_dvc_exp_run_away(project):
     # The documented line, on the small project and for 2 epochs.
-    result = run(
-        ["dvc", "exp", "run", "-n", "modern", *exp_run_args(overrides("modern", {"epochs": 2}))], project
-    )
+    settings = overrides("modern", {"epochs": 2})
+    result = run(["dvc", "exp", "run", "-n", "modern", *exp_run_args(settings)], project)
     assert stages_run(result.stdout) == ["validate", "train", "evaluate", "plot"]
+    ran = read_yaml((project / "params.yaml").read_text())  # the params the experiment ran with
+    for key, value in settings.items():
+        section, _, leaf = key.rpartition(".")
+        assert (ran[section] if section else ran)[leaf] == value, key  # a dropped -S shows here
     cv = json.loads((project / "metrics/cv.json").read_text())
     assert 10 < cv["accuracy_mean"] <= 100
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)

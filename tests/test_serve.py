@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 from test_photo import encode, png_header_only
-from trained import model_file
+from trained import mnist_or_sample, model_file
 
 from digits.core.errors import DataError, PipelineError
 from digits.use.photo import open_image, to_mnist
@@ -68,6 +68,15 @@ def test_a_drawing_gets_the_top_3_and_the_28x28_the_model_saw(client):
     seen = np.frombuffer(base64.b64decode(answer["mnist"]), np.uint8).reshape(28, 28)
     # The very preprocessing of predict: the same 28x28 image.
     np.testing.assert_array_equal(seen, np.uint8(np.round(to_mnist(open_image(body)) * 255)))
+
+
+def test_a_drawn_7_is_read_as_a_7(client):
+    # A test digit whose label is 7, as the page sends a drawing: dark on white, 140x140.
+    split = mnist_or_sample("test")
+    seven = split.images[np.flatnonzero(split.labels == 7)[0]]
+    image = Image.fromarray(255 - seven).resize((140, 140), Image.Resampling.BICUBIC).convert("RGBA")
+    response = client.post("/api/predict", content=encode(image), headers={"content-type": "image/png"})
+    assert response.status_code == 200 and response.json()["predictions"][0]["digit"] == 7
 
 
 def test_a_photo_upload_is_read_like_predict_reads_it(client):

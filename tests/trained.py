@@ -30,17 +30,25 @@ def mnist_split(split: str) -> Split | None:
     return Split(read_idx(images, 3), read_idx(labels, 1))
 
 
+def mnist_or_sample(split: str) -> Split:
+    """A split of the full MNIST files when ``../shared/data/mnist`` has them, else of the bundled sample."""
+    found = mnist_split(split)
+    if found is None:
+        from digits.data.sources import from_sample
+
+        found = from_sample()[split]
+    return found
+
+
 def train(path: Path) -> None:
     """Train the small model and save it to ``path``."""
     import keras
 
     from digits.training.model import build_model
 
-    train_split, epochs, augment = mnist_split("train"), 1, {}
-    if train_split is None:
-        from digits.data.sources import from_sample
-
-        train_split, epochs, augment = from_sample()["train"], 6, dict(augment__shift=0.1, augment__zoom=0.1)
+    train_split, epochs, augment = mnist_or_sample("train"), 1, {}
+    if len(train_split.labels) != 60_000:  # the 4,000 of the sample: more epochs, seeded shifts and zooms
+        epochs, augment = 6, dict(augment__shift=0.1, augment__zoom=0.1)
     x = train_split.images[..., np.newaxis].astype(np.float32) / 255
     y = keras.utils.to_categorical(train_split.labels, 10)
     model = build_model(make_params(**augment), seed=0)
