@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SMALL, git_clone, publish, run, snapshot, stages_run
+from conftest import ROOT, SMALL, copy_project, git_clone, publish, run, snapshot, stages_run
 from revisions import BASE_LIMIT, two_revisions
 
 pytestmark = pytest.mark.timeout(900)
@@ -91,3 +91,13 @@ def test_a_colleagues_exp_run_of_a_pushed_param_set_is_restored_from_the_run_cac
     for stage in ("preprocess", "train", "evaluate", "plot"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in ran.stdout, stage
     assert snapshot(carol, *RESULTS) == snapshot(trained_project, *RESULTS)
+
+
+def test_digits_push_without_a_remote_says_how_to_add_one(tmp_path):
+    repo = copy_project(tmp_path / "repo", **SMALL)
+    result = run([sys.executable, "-m", "digits.use.share"], repo, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        "share: error: no DVC remote; add one with an absolute path or URL:"
+        " dvc remote add -d storage /srv/dvc/digits\n"
+    )
