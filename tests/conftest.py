@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,36 @@ def trained_project(tmp_path_factory) -> Path:
 def project(trained_project, tmp_path) -> Path:
     """A private copy of ``trained_project`` (git history and DVC cache included) to change at will."""
     return Path(shutil.copytree(trained_project, tmp_path / "project", symlinks=True))
+
+
+def publish(repo: Path, where: Path) -> Path:
+    """Push a copy of ``repo`` to a new bare git remote and local-directory DVC remote under ``where``.
+
+    Every commit's ``.dvc/config`` names the DVC remote (the history is rewritten as if the project
+    had had it from the start), so any revision's data can be fetched. Its path is absolute: ``dvc exp
+    push`` resolves a relative one against the experiment's commit, not the clone. Pushed: all
+    branches, all commits' data, and the run-cache with its outputs (``digits.use.share``); then the
+    copy is deleted, so the remotes hold the only copy. Returns the git remote's path, to clone.
+    """
+    work, git_remote, storage = where / "publish", where / "origin.git", where / "storage"
+    shutil.copytree(repo, work, symlinks=True)
+    run(["git", "init", "-q", "--bare", "-b", "main", str(git_remote)], where)
+    run(["git", "remote", "add", "origin", str(git_remote)], work)
+    run(["dvc", "remote", "add", "--default", "storage", str(storage)], work)
+    config = where / "dvc-config"
+    shutil.move(work / ".dvc" / "config", config)
+    run(["git", "checkout", ".dvc/config"], work)
+    amend = f"cp {shlex.quote(str(config))} .dvc/config && git commit -qa --amend --no-edit"
+    run(["git", "rebase", "-q", "--root", "--exec", amend], work)
+    run(["git", "push", "-q", "origin", "--all"], work)
+    run([sys.executable, "-m", "digits.use.share", "--all-commits"], work)  # dvc push --run-cache, and more
+    shutil.rmtree(work)
+    return git_remote
+
+
+def git_clone(git_remote: Path, dest: Path) -> Path:
+    run(["git", "clone", "-q", str(git_remote), str(dest)], dest.parent)
+    return dest
 
 
 def snapshot(repo: Path, *names: str) -> dict[str, bytes]:

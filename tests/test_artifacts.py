@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, run
+from conftest import ROOT, git_clone, publish, run, snapshot
 from revisions import two_revisions
 
 from digits.core.layout import FINAL_MODEL, FOLD_MODELS
@@ -27,20 +27,32 @@ def test_final_and_fold_models_are_declared_as_model_artifacts():
         assert {"mnist", "cnn", "keras"} <= set(artifact["labels"]), name
 
 
-@pytest.fixture(scope="module")
-def repo(trained_project, tmp_path_factory) -> Path:
-    return two_revisions(trained_project, tmp_path_factory)
+@pytest.fixture
+def registry(trained_project, tmp_path_factory, tmp_path) -> Path:
+    """The two-revision repository behind a bare git remote and a DVC remote, both models registered
+    twice: v1.0.0 at ``HEAD~1`` (``trained_project``), v2.0.0 at ``HEAD``. Returns the git remote."""
+    origin = publish(two_revisions(trained_project, tmp_path_factory), tmp_path)
+    maintainer = git_clone(origin, tmp_path / "maintainer")
+    for name in DVC_YAML["artifacts"]:
+        run(["gto", "register", name, "HEAD~1", "--version", "v1.0.0"], maintainer)
+        run(["gto", "register", name, "HEAD", "--version", "v2.0.0"], maintainer)
+    run(["git", "push", "-q", "origin", "--tags"], maintainer)
+    return origin
 
 
-def test_dvc_artifacts_get_fetches_a_registered_model_version(repo, tmp_path):
-    # A clone that shares the trained repository's DVC cache, as a clone shares a DVC remote.
-    clone = tmp_path / "clone"
-    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
-    run(["dvc", "cache", "dir", "--local", str(repo / ".dvc" / "cache")], clone)
-    run(["gto", "register", "digits-cnn", "--version", "v1.0.0"], clone)
-    run(["gto", "register", "digits-cnn-folds", "--version", "v1.0.0"], clone)
+def test_dvc_artifacts_get_fetches_an_older_registered_model_version(
+    registry, trained_project, tmp_path_factory, tmp_path
+):
+    def get(name: str, version: str) -> Path:
+        out = tmp_path / version / Path(DVC_YAML["artifacts"][name]["path"]).name
+        run(["dvc", "artifacts", "get", str(registry), name, "--rev", version, "-o", str(out)], tmp_path)
+        return out
 
-    run(["dvc", "artifacts", "get", str(clone), "digits-cnn", "-o", "model.keras"], tmp_path)
-    run(["dvc", "artifacts", "get", str(clone), "digits-cnn-folds", "-o", "folds"], tmp_path)
-    assert (tmp_path / "model.keras").read_bytes() == (repo / FINAL_MODEL).read_bytes()
-    assert sorted(p.name for p in (tmp_path / "folds").iterdir()) == ["fold_1.keras", "fold_2.keras"]
+    old, new = trained_project, two_revisions(trained_project, tmp_path_factory)
+    assert get("digits-cnn", "v1.0.0").read_bytes() == (old / FINAL_MODEL).read_bytes()
+    assert get("digits-cnn", "v2.0.0").read_bytes() == (new / FINAL_MODEL).read_bytes()
+    assert (old / FINAL_MODEL).read_bytes() != (new / FINAL_MODEL).read_bytes()  # the versions differ
+    folds = get("digits-cnn-folds", "v1.0.0")
+    assert snapshot(folds.parent, folds.name) == {
+        f"{folds.name}/{p.name}": p.read_bytes() for p in sorted((old / FOLD_MODELS).iterdir())
+    }
