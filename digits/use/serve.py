@@ -118,7 +118,11 @@ class SameOrigin:
                 message = f"unknown host {host!r}: this server answers to {names} only"
                 return await error(400, message)(scope, receive, send)
             origin = headers.get("origin")
-            if scope["method"] not in ("GET", "HEAD") and origin is not None and origin != f"http://{host}":
+            if (
+                scope["method"] not in ("GET", "HEAD")
+                and origin is not None
+                and origin != f"{scope['scheme']}://{host}"
+            ):
                 message = f"cross-site request from {origin} refused: use the page this server serves"
                 return await error(403, message)(scope, receive, send)
         await self.app(scope, receive, send)
