@@ -117,6 +117,7 @@ PROJECT_FILES = (
     "dvc.yaml",
     "params.yaml",
     ".gitignore",
+    ".dvcignore",
     ".dvc/config",
     ".dvc/.gitignore",
     ".dvc/offline.html",
