@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import shlex
@@ -204,14 +205,21 @@ def git_clone(git_remote: Path, dest: Path) -> Path:
     return dest
 
 
-def snapshot(repo: Path, *names: str) -> dict[str, bytes]:
-    """The bytes of every file under ``names`` in ``repo``: to show that a failure changed nothing."""
+def snapshot(repo: Path, *names: str) -> dict[str, str]:
+    """The SHA-256 of every file under ``names`` in ``repo``: to show that a failure changed nothing.
+
+    Digests, not bytes: a failed comparison names the files that differ in a few lines.
+    """
     files = {}
     for name in names:
         root = repo / name
         for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
-            files[path.relative_to(repo).as_posix()] = path.read_bytes()
+            files[path.relative_to(repo).as_posix()] = digest(path)
     return files
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def params_tree(**overrides) -> dict:

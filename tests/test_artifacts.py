@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, git_clone, publish, run, snapshot
+from conftest import ROOT, digest, git_clone, publish, run, snapshot
 from revisions import two_revisions
 
 from digits.core.layout import FINAL_MODEL, FOLD_MODELS
@@ -54,5 +54,5 @@ def test_dvc_artifacts_get_fetches_an_older_registered_model_version(
     assert (old / FINAL_MODEL).read_bytes() != (new / FINAL_MODEL).read_bytes()  # the versions differ
     folds = get("digits-cnn-folds", "v1.0.0")
     assert snapshot(folds.parent, folds.name) == {
-        f"{folds.name}/{p.name}": p.read_bytes() for p in sorted((old / FOLD_MODELS).iterdir())
+        f"{folds.name}/{p.name}": digest(p) for p in sorted((old / FOLD_MODELS).iterdir())
     }

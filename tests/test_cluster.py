@@ -124,8 +124,8 @@ def test_fits_on_a_real_cluster_equal_local_ones(cluster, tiny_train, capsys, tm
 
 def test_workers_run_the_code_sent_by_this_run(cluster, tmp_path, monkeypatch):
     """Long-running workers that ran other code before import this run's, not the older one."""
-    source = copy_package(tmp_path / "digits")
-    with open(source / "training.py", "a") as f:
+    source = copy_package(tmp_path / "digits", mtime=1e9)
+    with open(source / "training" / "fit.py", "a") as f:
         f.write("EDITED = True\n")
 
     def edited() -> bool:

@@ -219,7 +219,10 @@ def test_after_a_hard_kill_one_command_brings_the_outputs_back(project):
     )
 
 
-def test_a_stage_ends_with_dvc_when_dvc_is_killed(project):
+# DVC runs a stage through $SHELL -c: bash execs the command, so dvc is the stage's parent;
+# dash, /bin/sh (DVC's shell when SHELL is unset, as in CI), forks it, so dvc is its grandparent.
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/sh"])
+def test_a_stage_ends_with_dvc_when_dvc_is_killed(project, shell):
     import psutil
 
     before = snapshot(project, *RESULTS)
@@ -229,7 +232,7 @@ def test_a_stage_ends_with_dvc_when_dvc_is_killed(project):
     dvc = subprocess.Popen(
         ["dvc", "repro"],
         cwd=project,
-        env=project_env(),
+        env=project_env() | {"SHELL": shell},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

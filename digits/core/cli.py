@@ -5,11 +5,12 @@ Set ``DIGITS_DEBUG=1`` to get the full traceback instead, for a bug report.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -21,7 +22,8 @@ from digits.core.errors import PipelineError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DEBUG_VARIABLE = "DIGITS_DEBUG"
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "fish"}  # what DVC may run a stage's command with
+WATCH_SECONDS = 0.5
 
 
 def _terminate(signum: int, frame: object) -> NoReturn:
@@ -46,17 +48,34 @@ def _stage_name() -> str | None:
     return name if package == "stages" else None
 
 
-def _end_with_parent() -> None:
-    """Get SIGTERM when the process that started this one dies (``kill -9`` of ``dvc``).
+def _end_with_dvc() -> None:
+    """Get SIGTERM within a second of the ``dvc`` that runs this stage dying (``kill -9`` of it).
 
     Otherwise an orphaned stage and its workers train on, and later replace outputs behind
-    DVC's back.
+    DVC's back. DVC runs the command through ``$SHELL -c``: bash execs it, so ``dvc`` is the
+    parent, but dash (``/bin/sh``, DVC's shell when ``SHELL`` is unset) forks it and waits, so
+    ``dvc`` is the shell's parent. Either way, the one to watch is the process whose parent
+    ``dvc`` is: its parent changes when ``dvc`` dies.
     """
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):  # not Linux: no such guard
-        pass
+    import psutil
+
+    me = psutil.Process()
+    parent = me.parent()
+    child = parent if parent is not None and parent.name() in SHELLS else me
+    dvc = child.ppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_SECONDS)
+            try:
+                if child.ppid() == dvc:
+                    continue
+            except psutil.Error:  # the shell itself is gone
+                pass
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+    threading.Thread(target=watch, name="end-with-dvc", daemon=True).start()
 
 
 def _outputs_back(stage: str | None) -> str:
@@ -93,7 +112,7 @@ def run(main: Callable[[], None], filter_stderr: bool = True) -> None:
     hint = f" ({DEBUG_VARIABLE}=1 shows the traceback)"
     try:
         if stage:
-            _end_with_parent()
+            _end_with_dvc()
         main()
     except PipelineError as exc:
         sys.exit(f"{prog}: error: {exc}{_outputs_back(stage)}")

@@ -46,7 +46,7 @@ SETUP_TIMEOUT = 120.0  # each set-up exchange: sending the code, the checks, sen
 FITS_BASE_TIMEOUT = 600.0
 FIT_SECONDS_PER_EPOCH_PER_10K = 30.0
 
-PACKAGE = Path(__file__).resolve().parent  # what is sent to the cluster
+PACKAGE = Path(__file__).resolve().parents[1]  # the digits package: what is sent to the cluster
 PLUGIN_NAME = "digits-code"
 SCHEDULER = "scheduler"
 # Packages whose versions must match: Python itself, and what each node uses (the scheduler
