@@ -13,15 +13,22 @@ The k fold fits and the final fit are k + 1 independent tasks, run side by side
 
 from __future__ import annotations
 
-import pandas as pd
-
 from digits.core import cli
 from digits.core.files import atomic_dir, atomic_file, write_json
 from digits.core.layout import CV_METRICS, FINAL_MODEL, FOLD_MODELS, HISTORY, PREPARED, RAW, SCORES
 from digits.core.mnist import read_source
 from digits.core.params import load_params
 from digits.data.prepared import load_shared
-from digits.training.cv import check_folds, cv_metrics, final_task, fold_tasks, history_table, save_model
+from digits.training.cv import (
+    check_folds,
+    cv_metrics,
+    final_task,
+    fold_tasks,
+    history_table,
+    save_model,
+    scores_table,
+)
+from digits.training.live import LiveRun
 from digits.training.parallel import run_tasks
 
 
@@ -30,22 +37,24 @@ def main() -> None:
     source = read_source(RAW)["source"]
     with load_shared(PREPARED / "train.npz") as (x, y):
         images = len(x)
+        data = {"source": source, "images": images}
         check_folds(y.argmax(axis=1), params.cv.folds)
-        folds = fold_tasks(images, params.cv.folds, params.seed)
         # The final fit is the longest task: start it first so no core idles at the end.
-        final, *fold_results = run_tasks([final_task(images, params.seed), *folds], x, y, params)
+        tasks = [final_task(images, params.seed), *fold_tasks(images, params.cv.folds, params.seed)]
+        # While the fits run: the CV files as they grow, and a progress line.
+        with LiveRun(tasks, params.epochs, data) as live:
+            final, *fold_results = run_tasks(tasks, x, y, params, live)
 
-    scores = [r.val_accuracy for r in fold_results]
-    metrics = cv_metrics(scores, {"source": source, "images": images})
+    folds = dict(enumerate(fold_results, start=1))
+    metrics = cv_metrics({k: r.val_accuracy for k, r in folds.items()}, data)
     with atomic_dir(FOLD_MODELS) as tmp:
-        for k, result in enumerate(fold_results, start=1):
+        for k, result in folds.items():
             save_model(tmp / f"fold_{k}.keras", result)
     save_model(FINAL_MODEL, final)
     with atomic_file(HISTORY) as tmp:
-        history_table(fold_results).to_csv(tmp, index=False, float_format="%.6f")
+        history_table({k: r.history for k, r in folds.items()}).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_file(SCORES) as tmp:
-        fold_scores = {"fold": range(1, len(scores) + 1), "accuracy_pct": metrics["fold_accuracy"].values()}
-        pd.DataFrame(fold_scores).to_csv(tmp, index=False)
+        scores_table(metrics).to_csv(tmp, index=False)
     write_json(CV_METRICS, metrics)
     print(
         f"train: {params.cv.folds}-fold accuracy {metrics['accuracy_mean']:.2f}% "

@@ -113,13 +113,19 @@ def tiny_train():
 
 def test_fits_on_a_real_cluster_equal_local_ones(cluster, tiny_train, capsys, tmp_path):
     x, y, tasks = tiny_train
-    on_cluster = run_tasks(tasks, x, y, make_params(epochs=1, cv__backend="dask", cv__scheduler=cluster))
+    epochs = []
+    params = make_params(epochs=1, cv__backend="dask", cv__scheduler=cluster)
+    on_cluster = run_tasks(tasks, x, y, params, report=epochs.append)
     local = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=1))
     assert [r.name for r in on_cluster] == ["final", "fold 1/2", "fold 2/2"]
     assert_same_fits(on_cluster, local, tmp_path)
     out = capsys.readouterr().out
     assert f"Dask cluster {cluster}: 2 worker(s) ready, code sent, versions match; running 3 fits" in out
-    assert "fold 2/2  done on the cluster" in out
+    # Each epoch came back over the cluster (its workers share no files with the client).
+    assert sorted(e.fit for e in epochs) == ["final", "fold 1/2", "fold 2/2"]
+    for event in epochs:
+        result = on_cluster[[t.name for t in tasks].index(event.fit)]
+        assert event.logs == {key: values[0] for key, values in result.history.items()}
 
 
 def test_workers_run_the_code_sent_by_this_run(cluster, tmp_path, monkeypatch):

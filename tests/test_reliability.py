@@ -117,7 +117,7 @@ def small_project(tmp_path):
     for name in ("digits", "stages"):
         os.symlink(ROOT / name, tmp_path / name)
     write_params(
-        tmp_path / "params.yaml", data__source="sample", data__limit=2000, epochs=3, cv__folds=2, cv__n_jobs=2
+        tmp_path / "params.yaml", data__source="sample", data__limit=600, epochs=3, cv__folds=2, cv__n_jobs=2
     )
     for stage in ("validate", "download", "preprocess"):
         subprocess.run(

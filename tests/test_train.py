@@ -47,11 +47,13 @@ def test_folds_cannot_outnumber_the_smallest_class():
 
 
 def test_cv_metrics_are_percent_with_population_std():
-    metrics = cv_metrics([0.98, 0.99, 1.0], {"source": "sample", "images": 3})
+    metrics = cv_metrics({1: 0.98, 2: 0.99, 3: 1.0}, {"source": "sample", "images": 3})
     assert metrics["accuracy_mean"] == pytest.approx(99.0)
     assert metrics["accuracy_std"] == pytest.approx(np.std([98, 99, 100]), abs=1e-4)  # ddof=0
     assert metrics["fold_accuracy"] == {"fold_1": 98.0, "fold_2": 99.0, "fold_3": 100.0}
     json.dumps(metrics)
+    # the folds done so far of a run, with their own numbers
+    assert cv_metrics({2: 0.99}, {})["fold_accuracy"] == {"fold_2": 99.0}
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +65,22 @@ def small_train():
 def test_parallel_results_equal_sequential(small_train, tmp_path):
     x, y = small_train
     tasks = [final_task(len(x), 1), *fold_tasks(len(x), 2, 1)]
-    sequential = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=1))
-    parallel = run_tasks(tasks, x, y, make_params(epochs=1, cv__n_jobs=2))
+    sequential = run_tasks(tasks, x, y, make_params(epochs=2, cv__n_jobs=1))
+    epochs = []
+    parallel = run_tasks(tasks, x, y, make_params(epochs=2, cv__n_jobs=2), report=epochs.append)
     assert [r.name for r in parallel] == ["final", "fold 1/2", "fold 2/2"]
     assert_same_fits(sequential, parallel, tmp_path)
+    # every epoch of every fit came back from the workers as it ended, with Keras' logs
+    assert sorted((e.fit, e.epoch) for e in epochs) == [(t.name, k) for t in tasks for k in (1, 2)]
+    for event in epochs:
+        result = parallel[[t.name for t in tasks].index(event.fit)]
+        assert event.logs == {key: values[event.epoch - 1] for key, values in result.history.items()}
+        assert event.seconds > 0
     # the folds learned something, and their histories are tidy
     assert all(r.val_accuracy > 0.3 for r in parallel[1:])
-    table = history_table(parallel[1:])
+    table = history_table({1: parallel[1].history, 2: parallel[2].history})
     assert list(table.columns) == ["fold", "epoch", "loss", "accuracy_pct", "val_loss", "val_accuracy_pct"]
-    assert table["fold"].tolist() == [1, 2]
+    assert table["fold"].tolist() == [1, 1, 2, 2] and table["epoch"].tolist() == [1, 2, 1, 2]
     # accuracies in percent, like every accuracy of the project; losses as Keras gives them
     fold_1 = parallel[1].history
     assert table.loc[0, "val_accuracy_pct"] == pytest.approx(100 * fold_1["val_accuracy"][0])

@@ -7,6 +7,7 @@ validation) with ``seed``. Accuracies are percent, in the metrics and the histor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +43,13 @@ def check_folds(labels: np.ndarray, folds: int) -> None:
         )
 
 
-def cv_metrics(scores: list[float], data: dict) -> dict:
-    """Fold accuracies (0..1) -> the metrics file: mean, std and each fold in percent."""
-    percent = 100 * np.asarray(scores)
+def cv_metrics(scores: Mapping[int, float], data: dict) -> dict:
+    """Fold number -> accuracy (0..1) -> the metrics file: mean, std and each fold in percent."""
+    percent = 100 * np.asarray(list(scores.values()))
     return {
         "accuracy_mean": round(float(percent.mean()), 4),
         "accuracy_std": round(float(percent.std()), 4),
-        "fold_accuracy": {f"fold_{k}": round(float(s), 4) for k, s in enumerate(percent, start=1)},
+        "fold_accuracy": {f"fold_{k}": round(float(s), 4) for k, s in zip(scores, percent, strict=True)},
         "data": data,
     }
 
@@ -63,16 +64,24 @@ HISTORY_COLUMNS = {
 }
 
 
-def history_table(results: list[FitResult]) -> pd.DataFrame:
-    """Tidy per-epoch history: one row per fold and epoch; fold, epoch, loss, accuracy_pct, val_*."""
+def history_table(histories: Mapping[int, dict[str, list[float]]]) -> pd.DataFrame:
+    """Fold number -> Keras history -> the tidy per-epoch history: one row per fold and epoch;
+    fold, epoch, loss, accuracy_pct, val_*."""
     frames = [
         pd.DataFrame(
-            {"fold": k, "epoch": np.arange(1, len(r.history["loss"]) + 1)}
-            | {column: scale * np.asarray(r.history[key]) for key, (column, scale) in HISTORY_COLUMNS.items()}
+            {"fold": k, "epoch": np.arange(1, len(history["loss"]) + 1)}
+            | {column: scale * np.asarray(history[key]) for key, (column, scale) in HISTORY_COLUMNS.items()}
         )
-        for k, r in enumerate(results, start=1)
+        for k, history in histories.items()
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def scores_table(metrics: dict) -> pd.DataFrame:
+    """The held-out accuracy (%) of each fold in ``metrics`` (:func:`cv_metrics`)."""
+    folds = metrics["fold_accuracy"]
+    numbers = [int(name.removeprefix("fold_")) for name in folds]
+    return pd.DataFrame({"fold": numbers, "accuracy_pct": list(folds.values())})
 
 
 def save_model(path: Path, result: FitResult) -> None:

@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,16 @@ class FitTask:
     seed: int
     train_index: np.ndarray
     val_index: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """A fit's report at the end of one of its epochs (plain types: it travels between machines)."""
+
+    fit: str  # the task's name: "fold 2/5", "final"
+    epoch: int  # 1-based
+    logs: dict[str, float]  # Keras' logs: loss, accuracy[, val_loss, val_accuracy]
+    seconds: float  # how long the epoch took
 
 
 @dataclass(frozen=True)
@@ -66,26 +77,20 @@ def _configure_tensorflow() -> None:
     tf.get_logger().setLevel("ERROR")
 
 
-def _progress_callback(task: FitTask, epochs: int):
+def _reporting_callback(task: FitTask, report: Callable[[Epoch], None]):
     import keras
 
-    class EpochLine(keras.callbacks.Callback):
-        """One line per epoch, instead of Keras' per-batch progress bar."""
+    class EpochReport(keras.callbacks.Callback):
+        """Hands each epoch's logs to ``report``; Keras' own per-batch progress bar stays off."""
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            # Accuracies in percent, as everywhere in the project.
-            val = f"  val_accuracy {100 * logs['val_accuracy']:6.2f}%" if "val_accuracy" in logs else ""
-            print(
-                f"{task.name:>9}  epoch {epoch + 1:>2}/{epochs}  loss {logs['loss']:.4f}"
-                f"  accuracy {100 * logs['accuracy']:6.2f}%{val}  {time.perf_counter() - self.start:5.1f}s",
-                flush=True,
-            )
+            logs = {key: float(value) for key, value in (logs or {}).items()}
+            report(Epoch(task.name, epoch + 1, logs, time.perf_counter() - self.start))
 
-    return EpochLine()
+    return EpochReport()
 
 
 def check_finite(task: FitTask, history: dict[str, list[float]], params: Params) -> None:
@@ -160,8 +165,17 @@ def fresh_model(params: Params, steps_per_epoch: int, seed: int):
     return build_model(params, steps_per_epoch, seed=seed)
 
 
-def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResult:
-    """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10]."""
+def fit(
+    task: FitTask,
+    x: np.ndarray,
+    y: np.ndarray,
+    params: Params,
+    report: Callable[[Epoch], None] | None = None,
+) -> FitResult:
+    """Train a fresh model on ``x[task.train_index]``; x: [N, 28, 28, 1] float32, y: [N, 10].
+
+    ``report`` gets each epoch's :class:`Epoch` as it ends (:mod:`digits.training.live`).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _configure_tensorflow()
     import keras
@@ -183,7 +197,8 @@ def fit(task: FitTask, x: np.ndarray, y: np.ndarray, params: Params) -> FitResul
         validation_data=validation,
         validation_batch_size=INFERENCE_BATCH_SIZE,  # validation is inference only: cheap
         # Stop at the first non-finite loss instead of training on NaN to the end.
-        callbacks=[keras.callbacks.TerminateOnNaN(), _progress_callback(task, params.epochs)],
+        callbacks=[keras.callbacks.TerminateOnNaN()]
+        + ([_reporting_callback(task, report)] if report else []),
         verbose=0,
     )
     history = {key: [float(v) for v in values] for key, values in history.history.items()}

@@ -17,15 +17,20 @@ machines that may lack the rest.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import importlib.metadata
 import io
+import json
 import math
 import os
 import sys
 import tempfile
+import threading
+import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +41,9 @@ if TYPE_CHECKING:
     from distributed import Client
 
     from digits.core.params import Params
-    from digits.training.fit import FitResult, FitTask
+    from digits.training.fit import Epoch, FitResult, FitTask
+
+    Report = Callable[[Epoch], None]
 
 CONNECT_TIMEOUT = 10.0  # reach the scheduler
 WORKERS_TIMEOUT = 30.0  # at least one worker connected to it
@@ -45,6 +52,7 @@ SETUP_TIMEOUT = 120.0  # each set-up exchange: sending the code, the checks, sen
 # that for each round of fits (one fit per worker at a time), plus 10 minutes.
 FITS_BASE_TIMEOUT = 600.0
 FIT_SECONDS_PER_EPOCH_PER_10K = 30.0
+REPORT_POLL_SECONDS = 0.2  # how often the local workers' epoch reports are read
 
 PACKAGE = Path(__file__).resolve().parents[1]  # the digits package: what is sent to the cluster
 PLUGIN_NAME = "digits-code"
@@ -55,14 +63,132 @@ WORKER_PACKAGES = ("python", "tensorflow", "keras", "numpy", "pydantic", "distri
 SCHEDULER_PACKAGES = ("python", "numpy", "pydantic", "distributed")
 
 
-def run_tasks(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params) -> list[FitResult]:
-    """Run the fits in parallel; results come back in the order of ``tasks``."""
-    if params.cv.backend == "dask":
-        return run_on_cluster(scheduler_address(params), tasks, x, y, params)
-    return run_locally(tasks, x, y, params)
+def run_tasks(
+    tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params, report: Report | None = None
+) -> list[FitResult]:
+    """Run the fits in parallel; results come back in the order of ``tasks``.
+
+    ``report`` gets every fit's :class:`~digits.training.fit.Epoch` here, one at a time, as
+    the epochs end wherever the fits run; if it raises, the run stops with that error.
+    """
+    receiver = Receiver(report) if report else None
+    try:
+        if params.cv.backend == "dask":
+            results = run_on_cluster(scheduler_address(params), tasks, x, y, params, receiver)
+        else:
+            results = run_locally(tasks, x, y, params, receiver)
+    finally:
+        error = receiver.close() if receiver else None
+    if error:
+        raise error
+    return results
 
 
-def run_locally(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params) -> list[FitResult]:
+class Receiver:
+    """Hands the epochs to ``report`` until :meth:`close`, which returns the first error it raised.
+
+    It is called on another thread than the run's (a queue reader, Dask's event loop), where
+    an error would only end that thread; and Dask may deliver an epoch after the fit's result,
+    when the stage is writing the final files: nothing reaches ``report`` after :meth:`close`.
+    """
+
+    def __init__(self, report: Report):
+        self.report = report
+        self.error: Exception | None = None
+        self.open = True
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Epoch) -> None:
+        with self.lock:
+            if self.open and self.error is None:
+                try:
+                    self.report(event)
+                except Exception as exc:
+                    self.error = exc
+
+    def close(self) -> Exception | None:
+        with self.lock:
+            self.open = False
+        return self.error
+
+
+class FileReport:
+    """What a local worker reports through: a line of JSON per epoch, appended to a file of its
+    own process in ``folder``, which this process reads as it grows (:func:`_local_reports`).
+
+    Plain files and not a queue: a queue needs a server process, and the signals of a Ctrl-C
+    or a ``kill`` of the stage's process group would reach it and end it mid-run.
+    """
+
+    def __init__(self, folder: str):
+        self.folder = folder
+
+    def __call__(self, event: Epoch) -> None:
+        with open(os.path.join(self.folder, f"{os.getpid()}.jsonl"), "a") as file:
+            file.write(json.dumps(dataclasses.asdict(event)) + "\n")
+
+
+class TopicReport:
+    """What a Dask worker reports through: the cluster's event log, topic ``topic``."""
+
+    def __init__(self, topic: str):
+        self.topic = topic
+
+    def __call__(self, event: Epoch) -> None:
+        from distributed import get_worker
+
+        get_worker().log_event(self.topic, dataclasses.asdict(event))
+
+
+def _epoch(message: dict[str, Any]) -> Epoch:
+    """An :class:`~digits.training.fit.Epoch` from its fields in ``message`` (Dask adds others)."""
+    from digits.training.fit import Epoch
+
+    return Epoch(**{field.name: message[field.name] for field in dataclasses.fields(Epoch)})
+
+
+@contextmanager
+def _local_reports(receiver: Receiver | None) -> Iterator[FileReport | None]:
+    """A report for local workers, whose files a thread of this process hands to ``receiver``.
+
+    Every epoch reaches ``receiver`` before this ends: a worker's report is written before its
+    fit returns, and the files are read a last time after the fits.
+    """
+    if receiver is None:
+        yield None
+        return
+    offsets: dict[Path, int] = {}
+
+    def read_new_lines(folder: Path) -> None:
+        for path in sorted(folder.glob("*.jsonl")):
+            with open(path, "rb") as file:
+                file.seek(offsets.get(path, 0))
+                data = file.read()
+            whole = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+            offsets[path] = offsets.get(path, 0) + len(whole)
+            for line in whole.splitlines():
+                receiver(_epoch(json.loads(line)))
+
+    with tempfile.TemporaryDirectory(prefix="digits-epochs-") as folder:
+        stop = threading.Event()
+
+        def follow() -> None:
+            while not stop.wait(REPORT_POLL_SECONDS):
+                read_new_lines(Path(folder))
+
+        reader = threading.Thread(target=follow, name="epochs", daemon=True)
+        reader.start()
+        try:
+            yield FileReport(folder)
+        finally:
+            stop.set()
+            reader.join()
+        read_new_lines(Path(folder))
+
+
+def run_locally(
+    tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params, receiver: Receiver | None = None
+) -> list[FitResult]:
     """``cv.n_jobs`` worker processes on this machine (null: one per core)."""
     from joblib import Parallel, delayed
     from joblib.externals.loky.process_executor import TerminatedWorkerError
@@ -71,7 +197,10 @@ def run_locally(tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Para
 
     n_jobs = min(params.cv.n_jobs or os.cpu_count() or 1, len(tasks))
     try:
-        return Parallel(n_jobs=n_jobs, backend="loky")(delayed(fit)(task, x, y, params) for task in tasks)
+        with _local_reports(receiver) as report:
+            return Parallel(n_jobs=n_jobs, backend="loky")(
+                delayed(fit)(task, x, y, params, report) for task in tasks
+            )
     except TerminatedWorkerError:
         raise PipelineError(
             f"a training worker died (out of memory?) with cv.n_jobs={n_jobs}; "
@@ -88,7 +217,12 @@ def scheduler_address(params: Params) -> str:
 
 
 def run_on_cluster(
-    address: str, tasks: list[FitTask], x: np.ndarray, y: np.ndarray, params: Params
+    address: str,
+    tasks: list[FitTask],
+    x: np.ndarray,
+    y: np.ndarray,
+    params: Params,
+    receiver: Receiver | None = None,
 ) -> list[FitResult]:
     """Check the cluster at ``address`` can run the fits, then run them there."""
     with connect(address) as client:
@@ -98,7 +232,7 @@ def run_on_cluster(
             f"running {len(tasks)} fits",
             flush=True,
         )
-        return _fit_on_cluster(client, address, tasks, x, y, params, workers)
+        return _fit_on_cluster(client, address, tasks, x, y, params, workers, receiver)
 
 
 def connect(address: str) -> Client:
@@ -262,6 +396,7 @@ def _fit_on_cluster(
     y: np.ndarray,
     params: Params,
     workers: int,
+    receiver: Receiver | None,
 ) -> list[FitResult]:
     from concurrent.futures import CancelledError
 
@@ -269,10 +404,14 @@ def _fit_on_cluster(
 
     from digits.training.fit import fit
 
+    report = None
+    if receiver:
+        report = TopicReport(f"digits-epochs-{uuid.uuid4().hex}")  # this run's only
+        client.subscribe_topic(report.topic, lambda event: receiver(_epoch(event[1])))  # (time, message)
     x_data, y_data = _within(client, address, "sending the training data", lambda: client.scatter([x, y]))
     futures = [
         # The first task first (the stage puts the longest there).
-        client.submit(fit, task, x_data, y_data, params, pure=False, priority=len(tasks) - i)
+        client.submit(fit, task, x_data, y_data, params, report, pure=False, priority=len(tasks) - i)
         for i, task in enumerate(tasks)
     ]
     position = {future.key: i for i, future in enumerate(futures)}
@@ -281,7 +420,6 @@ def _fit_on_cluster(
     try:
         for future, result in as_completed(futures, client.loop, with_results=True, timeout=timeout):
             results[position[future.key]] = result
-            print(f"{result.name:>9}  done on the cluster in {result.seconds:.0f}s", flush=True)
     except TimeoutError:
         raise PipelineError(
             f"the fits did not finish within {timeout:.0f} s on {address} ({len(results)} of "
