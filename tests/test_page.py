@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from PIL import Image, ImageDraw
+from test_serve import record
 from trained import model_file
 
 from digits.use.serve import create_app
@@ -150,3 +151,20 @@ def test_without_a_model_the_page_says_to_run_make_run(page, tmp_path):
         draw(page, SEVEN)
         page.wait_for_timeout(500)
         assert answer(page)[0] == "" and "run make run" in page.locator("#status").inner_text()
+
+
+def test_the_page_says_what_the_model_was_trained_on(tmp_path_factory, page, tmp_path, monkeypatch):
+    model = model_file(tmp_path_factory)
+    with Server(model) as url:  # a model the pipeline's records here do not describe
+        page.goto(url)
+        page.wait_for_function("() => document.getElementById('trained').textContent !== ''")
+        assert "what it was trained on is unknown" in page.locator("#trained").inner_text()
+    monkeypatch.chdir(tmp_path)
+    record(tmp_path, model)
+    with Server(Path("models/model.keras")) as url:
+        page.goto(url)
+        page.wait_for_function("() => document.getElementById('trained').textContent !== ''")
+        assert page.locator("#trained").inner_text() == (
+            "The model was trained on 60,000 full MNIST images: 5-fold CV 98.63 ± 0.13 %, "
+            "test 98.76 % on 10,000 held-out images."
+        )

@@ -2,19 +2,27 @@
 
 import base64
 import io
+import json
+import os
 import re
 import shutil
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
+from conftest import make_params
 from PIL import Image
 from starlette.testclient import TestClient
 from test_photo import encode, png_header_only
 from trained import mnist_or_sample, model_file
 
 from digits.core.errors import DataError, PipelineError
+from digits.core.files import file_md5, write_json
+from digits.use.classifier import Classifier
 from digits.use.photo import open_image, to_mnist
+from digits.use.provenance import provenance
 from digits.use.serve import MAX_UPLOAD, check_port, create_app
 
 LOCAL_URL = "http://127.0.0.1:8000"
@@ -173,3 +181,92 @@ def test_a_port_in_use_is_refused_in_one_line():
             PipelineError, match=f"^port {port} is in use; choose another: make serve PORT={port + 1}$"
         ):
             check_port("127.0.0.1", port)
+
+
+def record(project, model) -> None:
+    """``project`` as the pipeline leaves it: the model, the metrics, and dvc.lock recording them."""
+    (project / "models").mkdir()
+    shutil.copy(model, project / "models" / "model.keras")
+    (project / "metrics").mkdir()
+    cv = {
+        "accuracy_mean": 98.6312,
+        "accuracy_std": 0.1291,
+        "fold_accuracy": {f"fold_{k}": 98.6 for k in range(5)},
+    }
+    write_json(project / "metrics/cv.json", cv | {"data": {"source": "mnist", "images": 60000}})
+    write_json(
+        project / "metrics/test.json", {"accuracy": 98.76, "data": {"source": "mnist", "images": 10000}}
+    )
+
+    def outs(*paths):
+        return [{"path": path, "md5": file_md5(project / path)} for path in paths]
+
+    lock = {"stages": {"train": {"outs": outs("models/model.keras", "metrics/cv.json")}}}
+    lock["stages"]["evaluate"] = {"outs": outs("metrics/test.json")}
+    (project / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+
+def test_the_status_says_what_the_model_was_trained_on_from_the_pipelines_records(
+    model, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    record(tmp_path, model)
+    described = (
+        "trained on 60,000 full MNIST images: 5-fold CV 98.63 ± 0.13 %, "
+        "test 98.76 % on 10,000 held-out images"
+    )
+    with TestClient(create_app(Path("models/model.keras")), base_url=LOCAL_URL) as client:
+        assert client.get("/api/status").json()["trained"] == described
+    assert provenance(Path("models/model.keras")) == described
+    shutil.copy(model, tmp_path / "copy.keras")  # the same bytes elsewhere: the same model
+    assert provenance(tmp_path / "copy.keras") == described
+    # Records that are not this model's say nothing: a run under way, another model
+    cv = json.loads(Path("metrics/cv.json").read_text())
+    write_json(Path("metrics/cv.json"), cv | {"partial": True})
+    assert provenance(Path("models/model.keras")) is None
+    write_json(Path("metrics/cv.json"), cv)
+    assert provenance(Path("models/model.keras")) == described
+    with open("copy.keras", "ab") as f:
+        f.write(b"\0")
+    assert provenance(Path("copy.keras")) is None
+
+
+def other_model(path) -> None:
+    """An untrained model of the same shape: other answers than the trained one."""
+    from digits.training.fit import fresh_model
+
+    fresh_model(make_params(), steps_per_epoch=1, seed=5).save(path)
+
+
+def test_a_model_replaced_while_serving_is_used_without_a_restart(model, tmp_path):
+    path = tmp_path / "model.keras"
+    shutil.copy(model, path)
+    with TestClient(create_app(path), base_url=LOCAL_URL) as client:
+        before = client.post("/api/predict", content=drawing()).json()["predictions"]
+        assert before[0]["digit"] == 7
+        other_model(tmp_path / "new.keras")
+        os.replace(tmp_path / "new.keras", path)  # as DVC and the stages replace a model: whole
+        after = client.post("/api/predict", content=drawing()).json()["predictions"]
+        expected = Classifier.load(path).classify(
+            to_mnist(open_image(drawing(), "drawing"), "drawing")[None]
+        )[0]
+        assert after[0]["digit"] == expected.ranking[0][0] and after != before
+        assert after[0]["probability"] == pytest.approx(expected.ranking[0][1], abs=1e-6)
+
+
+def test_a_deleted_or_broken_model_turns_the_status_to_not_ready_with_the_reason(model, tmp_path):
+    path = tmp_path / "model.keras"
+    shutil.copy(model, path)
+    with TestClient(create_app(path), base_url=LOCAL_URL) as client:
+        assert client.get("/api/status").json()["ready"] is True
+        path.unlink()
+        status = client.get("/api/status").json()
+        assert status["ready"] is False and status["message"].startswith("no trained model yet (")
+        path.write_bytes(model.read_bytes()[:5000])  # a copy cut short
+        status = client.get("/api/status").json()
+        assert status["ready"] is False and "not a readable Keras model" in status["message"]
+        response = client.post("/api/predict", content=drawing())
+        assert response.status_code == 503 and "not a readable Keras model" in response.json()["error"]
+        shutil.copy(model, path)  # and back: ready again, with no restart
+        assert client.get("/api/status").json()["ready"] is True
+        assert client.post("/api/predict", content=drawing()).json()["predictions"][0]["digit"] == 7

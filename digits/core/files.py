@@ -10,6 +10,7 @@ leaves behind is removed by the next write of the same output.
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 import shutil
@@ -70,6 +71,12 @@ def atomic_file(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def file_md5(path: Path) -> str:
+    """The MD5 of the file at ``path``: what ``dvc.lock`` records of a file output."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def write_json(path: Path, data: Any) -> None:

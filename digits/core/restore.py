@@ -12,14 +12,13 @@ the ``cache: false`` metrics and plots included (the run-cache keeps them there 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from digits.core import cli
 from digits.core.errors import DataError
-from digits.core.files import atomic_dir, atomic_file
+from digits.core.files import atomic_dir, atomic_file, file_md5
 from digits.core.lock import LOCK, locked_outputs, locked_stages
 
 
@@ -33,11 +32,6 @@ def _cache() -> Path:
 
 def _object(cache: Path, md5: str) -> Path:
     return cache / md5[:2] / md5[2:]
-
-
-def _md5(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def _files(cache: Path, path: Path, md5: str) -> dict[Path, str] | None:
@@ -54,7 +48,7 @@ def _files(cache: Path, path: Path, md5: str) -> dict[Path, str] | None:
 def _is_intact(path: Path, files: dict[Path, str]) -> bool:
     if path.is_dir() and {p for p in path.rglob("*") if p.is_file()} != set(files):
         return False
-    return all(file.is_file() and _md5(file) == md5 for file, md5 in files.items())
+    return all(file.is_file() and file_md5(file) == digest for file, digest in files.items())
 
 
 def restore_stage(stage: str) -> list[Path]:

@@ -43,6 +43,7 @@ from digits.core.errors import DataError, PipelineError
 from digits.core.layout import FINAL_MODEL
 from digits.use.classifier import Answer, Classifier
 from digits.use.photo import open_image, to_mnist
+from digits.use.provenance import provenance
 
 MAX_UPLOAD = 16 * 1024 * 1024  # bytes: a phone photo is 2-10 MB
 # Uploads decoded at a time: a 40-megapixel image takes about 200 MB while it is decoded.
@@ -63,31 +64,50 @@ class Unavailable(Exception):
 
 
 class ModelSlot:
-    """The model, loaded once: at start-up if its file is there, else when it first appears."""
+    """The model file, loaded again whenever it changes, so no restart is needed after a
+    ``dvc repro``, ``dvc exp apply`` or ``dvc checkout``.
+
+    A change is a new inode, size or modification time. DVC and the stages replace the file
+    whole (a rename), so a load sees the old model or the new one. A file still being written
+    by something else fails to load and reads as not ready until it changes again, and then
+    it is loaded again.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.shown = shown(self.path)
-        # A damaged or unsuitable model file stops the start, in one line.
-        self._classifier = Classifier.load(self.path) if self.path.is_file() else None
         self._loading = threading.Lock()
+        # (file signature, the model or why there is none, provenance), as of the last load
+        self._loaded: tuple[tuple[int, int, int] | None, Classifier | str, str | None] | None = None
         # One prediction at a time: each takes about a millisecond, and Keras models are
         # not documented as safe to call from several threads at once.
         self.predicting = threading.Lock()
+        if self.path.is_file():  # a damaged or unsuitable model file stops the start, in one line
+            self._loaded = (self._signature(), Classifier.load(self.path), provenance(self.path))
 
-    def get(self) -> Classifier:
-        if self._classifier is None:
-            with self._loading:
-                if self._classifier is None:
-                    if not self.path.is_file():
-                        raise Unavailable(
-                            f"no trained model yet ({self.shown}): run make run, then reload this page"
-                        )
-                    try:
-                        self._classifier = Classifier.load(self.path)
-                    except DataError as exc:
-                        raise Unavailable(str(exc).replace(str(self.path), self.shown)) from None
-        return self._classifier
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def get(self) -> tuple[Classifier, str | None]:
+        """The model and its provenance (:mod:`digits.use.provenance`); Unavailable if there is none."""
+        with self._loading:
+            signature = self._signature()
+            if signature is None:
+                raise Unavailable(f"no trained model yet ({self.shown}): run make run, then reload this page")
+            if self._loaded is None or self._loaded[0] != signature:
+                try:
+                    loaded: Classifier | str = Classifier.load(self.path)
+                except DataError as exc:
+                    loaded = str(exc).replace(str(self.path), self.shown)
+                self._loaded = (signature, loaded, provenance(self.path))
+            _, classifier, trained = self._loaded
+        if isinstance(classifier, str):
+            raise Unavailable(classifier)
+        return classifier, trained
 
 
 def shown(path: Path) -> str:
@@ -236,15 +256,15 @@ def create_app(model_path: Path = FINAL_MODEL, gate: Gate | None = None, host: s
 
     async def status(request: Request) -> JSONResponse:
         try:
-            await run_in_threadpool(slot.get)
+            _, trained = await run_in_threadpool(slot.get)
         except Unavailable as exc:
-            return JSONResponse({"ready": False, "model": slot.shown, "message": str(exc)})
-        return JSONResponse({"ready": True, "model": slot.shown, "message": ""})
+            return JSONResponse({"ready": False, "model": slot.shown, "message": str(exc), "trained": None})
+        return JSONResponse({"ready": True, "model": slot.shown, "message": "", "trained": trained})
 
     def read_and_classify(body: bytes) -> JSONResponse:
         """Read the upload and classify it: CPU work, run in a worker thread."""
         try:
-            classifier = slot.get()
+            classifier, _ = slot.get()
         except Unavailable as exc:
             return error(503, str(exc))
         try:
