@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_same_fits, recipe_params, run, stages_run
 
+from digits.core.lock import locked_params
 from digits.core.params import fields, read_yaml
 from digits.reporting.recipes import (
     RECIPES,
@@ -60,12 +61,18 @@ def test_the_recipe_is_one_dvc_exp_run_away(project):
     settings = overrides("modern", {"epochs": 2})
     result = run(["dvc", "exp", "run", "-n", "modern", *exp_run_args(settings)], project)
     assert stages_run(result.stdout) == ["validate", "train", "evaluate", "plot"]
-    ran = read_yaml((project / "params.yaml").read_text())  # the params the experiment ran with
-    for key, value in settings.items():
-        section, _, leaf = key.rpartition(".")
-        assert (ran[section] if section else ran)[leaf] == value, key  # a dropped -S shows here
+    # A dropped -S shows here: in the params the experiment recorded, and in those train ran with.
+    recorded = read_yaml((project / "params.yaml").read_text())
+    trained_with = locked_params("train", project / "dvc.lock")
+    for ran in (recorded, trained_with):
+        for key, value in settings.items():
+            section, _, leaf = key.rpartition(".")
+            assert (ran[section] if section else ran)[leaf] == value, key
+    # Above chance (10%), well beyond the noise of 300 validation images (about 2 points):
+    # 2 epochs of the recipe on 150 images a fold give 26% (its warm-up and augmentation
+    # need more data and epochs; the baseline gives 70% here).
     cv = json.loads((project / "metrics/cv.json").read_text())
-    assert 10 < cv["accuracy_mean"] <= 100
+    assert 20 < cv["accuracy_mean"] <= 100
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
     assert any(exp.get("name") == "modern" for exp in experiments)
