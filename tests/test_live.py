@@ -160,7 +160,7 @@ def test_a_failed_run_leaves_no_partial_cv_file(tmp_path, monkeypatch):
         feed(live, "fold 1/2", 1)
         assert HISTORY.exists() and CV_METRICS.exists() and SCORES.exists()
         raise KeyboardInterrupt
-    assert not HISTORY.exists() and not CV_METRICS.exists() and not SCORES.exists()
+    assert list(tmp_path.iterdir()) == []  # nor the folders made for them
 
 
 class StudioServer(ThreadingHTTPServer):

@@ -113,6 +113,9 @@ class LiveRun:
         self.progress = Progress(tasks, epochs, stream)
         self.studio = Studio.from_environment()
         self.written: set[Path] = set()
+        # The folders the files will need that are not there yet: a failure removes them too.
+        folders = {folder for path in (HISTORY, SCORES, CV_METRICS) for folder in path.parents}
+        self.new_folders = sorted((f for f in folders if f != Path(".") and not f.exists()), reverse=True)
 
     def __call__(self, event: Epoch) -> None:
         self.progress.update(event)
@@ -149,6 +152,9 @@ class LiveRun:
         if error is not None:  # never leave partial results as if they were final
             for path in self.written:
                 path.unlink(missing_ok=True)
+            for folder in self.new_folders:  # the deepest first
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
 
 @dataclass(frozen=True)
