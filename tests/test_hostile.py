@@ -303,6 +303,7 @@ def test_a_crafted_model_appearing_while_the_server_runs_is_a_503(model, tmp_pat
             "ready": False,
             "model": "model.keras",
             "message": f"model.keras: {CRAFTED} (dvc repro)",
+            "trained": None,
         }
         code, headers, body = server.request("POST", "/api/predict", drawing())
         assert code == 503 and json.loads(body) == {"error": f"model.keras: {CRAFTED} (dvc repro)"}
