@@ -73,25 +73,27 @@ class Progress:
             self.first = now - event.seconds
         self.done += self.size[event.fit]
         self.reached[event.fit] = event.epoch
-        fits_done = sum(epoch == self.epochs for epoch in self.reached.values())
         if self.in_place:
             self.stream.write(f"\r\x1b[K{self.line(now)}")
-        elif self.printed is None or fits_done != self.printed[1] or now - self.printed[0] >= LOG_EVERY:
+        elif self.printed is None or self.fits_done != self.printed[1] or now - self.printed[0] >= LOG_EVERY:
             self.stream.write(f"{self.line(now)}\n")
-            self.printed = (now, fits_done)
+            self.printed = (now, self.fits_done)
         self.stream.flush()
 
     def eta(self, now: float) -> float:
         """Seconds left at the rate measured so far."""
         return (self.total - self.done) * (now - self.first) / self.done
 
+    @property
+    def fits_done(self) -> int:
+        return sum(epoch == self.epochs for epoch in self.reached.values())
+
     def line(self, now: float) -> str:
-        fits_done = sum(epoch == self.epochs for epoch in self.reached.values())
         running = [epoch for epoch in self.reached.values() if epoch < self.epochs]
         epoch = f", epoch {min(running)}/{self.epochs}" if running else ""
         left = f", about {duration(self.eta(now))} left" if self.done < self.total else ""
         so_far = duration(now - self.start)
-        return f"train: {fits_done}/{len(self.size)} fits done{epoch}, {so_far} so far{left}"
+        return f"train: {self.fits_done}/{len(self.size)} fits done{epoch}, {so_far} so far{left}"
 
     def close(self) -> None:
         if self.in_place and self.done:
