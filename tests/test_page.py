@@ -4,13 +4,11 @@ Skipped where Chromium is not installed (``apt-get install chromium``; .ci/run i
 (CI=true).
 """
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
+from inprocess import InProcessServer
 from PIL import Image, ImageDraw
 from test_serve import record
 from trained import model_file
@@ -22,32 +20,6 @@ pytestmark = needs_chromium
 IDLE = "() => !inFlight && pending === null"
 # A 7 on the 280x280 pad: the bar, then the stem.
 SEVEN = [[(60, 60), (215, 60)], [(215, 60), (110, 235)]]
-
-
-class Server:
-    """The app on a free loopback port, in a thread of this process."""
-
-    def __init__(self, model: Path) -> None:
-        import uvicorn
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        config = uvicorn.Config(create_app(model), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.05)
-        return f"http://127.0.0.1:{self.port}/"
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +72,8 @@ def ink_seen(page) -> int:
 
 
 def test_drawing_a_seven_shows_7_and_what_the_model_saw(tmp_path_factory, page, tmp_path):
-    with Server(model_file(tmp_path_factory)) as url:
-        page.goto(url)
+    with InProcessServer(create_app(model_file(tmp_path_factory))) as server:
+        page.goto(server.url)
         page.wait_for_function("() => document.getElementById('status').textContent === ''")
         # While the pen is still down the answer already follows the drawing.
         draw(page, SEVEN[:1], release=False)
@@ -135,8 +107,8 @@ def test_a_photo_upload_is_read(tmp_path_factory, page, tmp_path):
     photo = Image.new("RGB", (900, 1200), (228, 226, 218))
     ImageDraw.Draw(photo).line([(250, 350), (650, 350), (380, 900)], fill=(25, 25, 70), width=45)
     photo.save(tmp_path / "seven.jpg", quality=85)
-    with Server(model_file(tmp_path_factory)) as url:
-        page.goto(url)
+    with InProcessServer(create_app(model_file(tmp_path_factory))) as server:
+        page.goto(server.url)
         page.set_input_files("#photo", tmp_path / "seven.jpg")
         page.wait_for_function("() => document.getElementById('label').textContent !== ''")
         page.wait_for_function(IDLE)
@@ -144,8 +116,8 @@ def test_a_photo_upload_is_read(tmp_path_factory, page, tmp_path):
 
 
 def test_without_a_model_the_page_says_to_run_make_run(page, tmp_path):
-    with Server(tmp_path / "model.keras") as url:
-        page.goto(url)
+    with InProcessServer(create_app(tmp_path / "model.keras")) as server:
+        page.goto(server.url)
         page.wait_for_function("() => document.getElementById('status').textContent !== ''")
         assert "run make run" in page.locator("#status").inner_text()
         draw(page, SEVEN)
@@ -155,14 +127,14 @@ def test_without_a_model_the_page_says_to_run_make_run(page, tmp_path):
 
 def test_the_page_says_what_the_model_was_trained_on(tmp_path_factory, page, tmp_path, monkeypatch):
     model = model_file(tmp_path_factory)
-    with Server(model) as url:  # a model the pipeline's records here do not describe
-        page.goto(url)
+    with InProcessServer(create_app(model)) as server:  # a model the pipeline's records here do not describe
+        page.goto(server.url)
         page.wait_for_function("() => document.getElementById('trained').textContent !== ''")
         assert "what it was trained on is unknown" in page.locator("#trained").inner_text()
     monkeypatch.chdir(tmp_path)
     record(tmp_path, model)
-    with Server(Path("models/model.keras")) as url:
-        page.goto(url)
+    with InProcessServer(create_app(Path("models/model.keras"))) as server:
+        page.goto(server.url)
         page.wait_for_function("() => document.getElementById('trained').textContent !== ''")
         assert page.locator("#trained").inner_text() == (
             "The model was trained on 60,000 full MNIST images: 5-fold CV 98.63 ± 0.13 %, "
