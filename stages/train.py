@@ -52,7 +52,8 @@ def main() -> None:
             save_model(tmp / f"fold_{k}.keras", result)
     save_model(FINAL_MODEL, final)
     with atomic_file(HISTORY) as tmp:
-        history_table({k: r.history for k, r in folds.items()}).to_csv(tmp, index=False, float_format="%.6f")
+        histories = {k: r.history for k, r in folds.items()}
+        history_table(histories, data).to_csv(tmp, index=False, float_format="%.6f")
     with atomic_file(SCORES) as tmp:
         scores_table(metrics).to_csv(tmp, index=False)
     write_json(CV_METRICS, metrics)

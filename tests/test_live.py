@@ -20,6 +20,7 @@ from digits.training.cv import final_task, fold_tasks
 from digits.training.fit import Epoch
 from digits.training.live import LOG_EVERY, LiveRun, Progress, Studio, duration
 
+SAMPLE = {"source": "sample", "images": 60}  # what the tasks below train on
 LINE = re.compile(
     r"^train: (\d+)/(\d+) fits done(?:, epoch (\d+)/(\d+))?, ([\dhmins ]+) so far"
     r"(?:, about ([\dhmins ]+) left)?$"
@@ -143,7 +144,7 @@ def test_the_cv_files_grow_with_the_epochs_and_say_partial_until_every_fold_is_d
         metrics = json.loads(CV_METRICS.read_text())
         assert metrics["partial"] is True and metrics["folds_done"] == 1
         assert metrics["fold_accuracy"] == {"fold_2": pytest.approx(60.0)}
-        assert pd.read_csv(SCORES).values.tolist() == [[2, pytest.approx(60.0)]]
+        assert pd.read_csv(SCORES).values.tolist() == [[2, pytest.approx(60.0), "90 MNIST sample images"]]
         live(Epoch("fold 1/3", 2, logs(0.75), 0.1))
         feed(live, "fold 3/3", 2)
         metrics = json.loads(CV_METRICS.read_text())
@@ -156,7 +157,7 @@ def test_the_cv_files_grow_with_the_epochs_and_say_partial_until_every_fold_is_d
 def test_a_failed_run_leaves_no_partial_cv_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tasks = [final_task(60, 1), *fold_tasks(60, 2, 1)]
-    with pytest.raises(KeyboardInterrupt), LiveRun(tasks, 1, {}, stream=io.StringIO()) as live:
+    with pytest.raises(KeyboardInterrupt), LiveRun(tasks, 1, SAMPLE, stream=io.StringIO()) as live:
         feed(live, "fold 1/2", 1)
         assert HISTORY.exists() and CV_METRICS.exists() and SCORES.exists()
         raise KeyboardInterrupt
@@ -208,7 +209,7 @@ def test_without_a_studio_token_nothing_is_sent(in_an_experiment, studio, monkey
     monkeypatch.setenv("DVC_STUDIO_URL", f"http://127.0.0.1:{studio.server_port}")
     assert Studio.from_environment() is None
     tasks = [final_task(60, 1), *fold_tasks(60, 2, 1)]
-    with LiveRun(tasks, 1, {}, stream=io.StringIO()) as live:
+    with LiveRun(tasks, 1, SAMPLE, stream=io.StringIO()) as live:
         feed(live, "fold 1/2", 1)
         feed(live, "fold 2/2", 1)
     assert studio.received == []
@@ -220,7 +221,7 @@ def test_with_a_studio_token_each_epoch_goes_to_studio_as_dvclive_sends_it(
     monkeypatch.setenv("DVC_STUDIO_URL", f"http://127.0.0.1:{studio.server_port}")
     monkeypatch.setenv("DVC_STUDIO_TOKEN", "secret")
     tasks = [final_task(60, 1), *fold_tasks(60, 2, 1)]
-    with LiveRun(tasks, 2, {}, stream=io.StringIO()) as live:
+    with LiveRun(tasks, 2, SAMPLE, stream=io.StringIO()) as live:
         feed(live, "fold 1/2", 2)
     # The fold's second epoch, its first score: as dvc_studio_client sends it, metrics then plots.
     assert [(path, headers["Authorization"]) for path, headers, _ in studio.received] == [

@@ -77,9 +77,12 @@ def test_every_metrics_and_plot_file_is_strict_json_or_csv(trained_project):
             strict_json(path)
         else:
             table = pd.read_csv(path)  # an empty cell, nan or inf would read as non-finite
-            # Numbers, but for mean_history's split column (train, validation)
+            # Numbers, but for mean_history's split column (train, validation) and the data
+            # trained on (for the legends of dvc plots diff)
             labels = table.select_dtypes(exclude="number")
-            assert set(labels.columns) <= {"split"} and labels.isin(["train", "validation"]).all().all(), path
+            assert set(labels.columns) <= {"split", "data"}, path
+            assert labels.get("split", pd.Series(dtype=str)).isin(["train", "validation"]).all(), path
+            assert (labels.get("data", pd.Series(dtype=str)) == "300 MNIST sample images").all(), path
             numbers = table.select_dtypes("number").to_numpy(dtype=float)
             assert len(table) and numbers.size + labels.size == table.size, path
             assert np.isfinite(numbers).all(), path
@@ -264,6 +267,26 @@ def test_a_param_set_seen_before_is_restored_from_the_run_cache(project):
     assert stages_run(result.stdout) == ["validate"]
     assert snapshot(project, *RESULTS) == before
     assert seconds < 20, f"restoring from the run-cache took {seconds:.0f} s"
+
+
+def test_a_queued_sweep_that_repeats_a_setting_restores_it_from_the_run_cache(project):
+    before = json.loads((project / "metrics/cv.json").read_text())
+    for epochs in (2, 1):  # a new setting, then the committed one again
+        run(["dvc", "exp", "run", "--queue", "-S", f"epochs={epochs}", "-n", f"sweep-{epochs}"], project)
+    run(["dvc", "exp", "run", "--run-all"], project)
+    logs = {e: run(["dvc", "queue", "logs", f"sweep-{e}"], project).stdout for e in (2, 1)}
+    assert stages_run(logs[2]) == ["validate", "train", "evaluate", "plot"]
+    for stage in ("train", "evaluate", "plot"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in logs[1], stage
+    assert stages_run(logs[1]) == ["validate"]
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
+    metrics = {
+        exp["name"]: exp["data"]["metrics"]["metrics/cv.json"]["data"]
+        for commit in shown
+        for experiments in commit.get("experiments") or []
+        for exp in experiments["revs"]
+    }
+    assert metrics["sweep-1"] == before and metrics["sweep-2"] != before
 
 
 def test_a_failed_download_keeps_the_previous_data(project, tmp_path):

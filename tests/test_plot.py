@@ -28,6 +28,7 @@ def history(folds: int, epochs: int = 3) -> pd.DataFrame:
             "accuracy_pct": 100 - 10 / e,
             "val_loss": 1.2 / e,
             "val_accuracy_pct": 100 - 12 / e - f,
+            "data": "60,000 full MNIST images",
         }
         for f in range(1, folds + 1)
         for e in range(1, epochs + 1)
@@ -98,7 +99,8 @@ def test_misclassified_shows_only_wrong_digits_up_to_count():
 
 def test_mean_history_has_one_row_per_split_and_epoch_in_percent():
     table = mean_history(history(2))
-    assert list(table.columns) == ["epoch", "split", "loss", "accuracy_pct"]
+    assert list(table.columns) == ["epoch", "split", "loss", "accuracy_pct", "data"]
+    assert set(table["data"]) == {"60,000 full MNIST images"}
     assert table["split"].tolist() == ["train"] * 3 + ["validation"] * 3
     assert table["epoch"].tolist() == [1, 2, 3] * 2
     validation = table[table["split"] == "validation"].set_index("epoch")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, chromium, needs_chromium, run, screenshot
-from revisions import HEAD_EPOCHS, two_revisions
+from revisions import BASE_LIMIT, HEAD_EPOCHS, HEAD_LIMIT, two_revisions
 
 from digits.reporting.figures import MAX_WIDTH_PX
 
@@ -32,6 +32,9 @@ VEGA = [next(iter(p)) for p in DVC_YAML["plots"]] + [p for p in STAGE_PLOTS if p
 IMAGES = sorted(f"plots/images/{p.name}" for p in (ROOT / "plots/images").glob("*.png"))
 PER_EPOCH = ["plots/cv/history.csv", "val_loss_per_fold", "plots/cv/mean_history.csv", "mean_loss"]
 CONFUSION = "plots/test/predictions.csv"
+# What the legends name each revision by: the revision, and the data it trained on.
+LABELS = {BASE: f"{BASE} · {BASE_LIMIT} MNIST sample images"}
+LABELS[HEAD] = f"{HEAD} · {HEAD_LIMIT} MNIST sample images"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,16 @@ def test_every_plot_holds_both_revisions(plots):
         assert {row["rev"] for row in rows(plots, name)} == {BASE, HEAD}, name
     for name in IMAGES:
         assert sorted(e["revisions"][0] for e in plots["data"][name]) == sorted([BASE, HEAD]), name
+
+
+def test_the_legends_name_the_data_each_revision_trained_on(plots):
+    for name in VEGA:
+        if name == CONFUSION:  # the test data: the same 1,000 images in both
+            continue
+        content = vega(plots, name)
+        for row in rows(plots, name):
+            assert row["data"] == LABELS[row["rev"]].split(" · ")[1], (name, row)
+        assert content["transform"][0]["as"] == content["encoding"]["color"]["field"] == "revision", name
 
 
 def test_accuracy_is_in_percent_per_fold_and_epoch_of_each_revision(plots):
@@ -199,7 +212,8 @@ def test_headless_chromium_draws_every_plot_with_both_revisions_apart(repo, tmp_
             assert sorted(column_headers(svg)) == sorted([BASE, HEAD])
         else:  # one legend entry per revision, each in its own colour
             entries = legend(svg)
-            assert {BASE, HEAD} <= set(entries) and entries[BASE] != entries[HEAD], (name, entries)
+            assert set(LABELS.values()) <= set(entries), (name, entries)
+            assert entries[LABELS[BASE]] != entries[LABELS[HEAD]], (name, entries)
     for name, section in found.items():
         if name.startswith("plots_images"):
             sources = re.findall(r'<p>([^<]+)</p>\s*<img src="([^"]+)"', section)

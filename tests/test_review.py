@@ -42,10 +42,10 @@ def test_first_line_says_the_metrics_are_not_comparable_and_why(report):
     first = report.read_text().splitlines()[0]
     assert first.startswith(f"**⚠️ Metrics not comparable with `{BASE}`")
     assert (
-        f"training data: {BASE_LIMIT} sample images in `{BASE}`, {HEAD_LIMIT} sample images in this change"
-        in first
+        f"training data: {BASE_LIMIT} MNIST sample images in `{BASE}`, "
+        f"{HEAD_LIMIT} MNIST sample images in this change" in first
     )
-    assert "test data" not in first  # both tested on the same 1,000 sample images
+    assert "test data" not in first  # both tested on the same 1,000 MNIST sample images
 
 
 def table_rows(markdown: str) -> list[list[str]]:
@@ -68,11 +68,11 @@ def test_headline_leads_with_cv_and_marks_every_change_not_comparable(report):
         assert row[3] == "not comparable", row
     data = {row[0]: row[1:] for row in headline_rows[6:]}
     assert data["training data"] == [
-        f"{BASE_LIMIT} sample images",
-        f"{HEAD_LIMIT} sample images",
+        f"{BASE_LIMIT} MNIST sample images",
+        f"{HEAD_LIMIT} MNIST sample images",
         "**different**",
     ]
-    assert data["test data"] == ["1,000 sample images", "1,000 sample images", "same"]
+    assert data["test data"] == ["1,000 MNIST sample images", "1,000 MNIST sample images", "same"]
     assert "| params.yaml | data.limit |" in re.sub(r" +", " ", text)  # the params diff says what changed
 
 
@@ -155,8 +155,10 @@ def test_a_sample_run_against_full_mnist_is_not_comparable():
     sample["metrics/test.json"]["data.images"] = {"old": 10000, "new": 1000}
     line = verdict(sample, "main")
     assert line.startswith("**⚠️ Metrics not comparable with `main`")
-    assert "training data: 60,000 mnist images in `main`, 4,000 sample images in this change" in line
-    assert "test data: 10,000 mnist images in `main`, 1,000 sample images in this change" in line
+    assert (
+        "training data: 60,000 full MNIST images in `main`, 4,000 MNIST sample images in this change" in line
+    )
+    assert "test data: 10,000 full MNIST images in `main`, 1,000 MNIST sample images in this change" in line
     assert "-6.31" not in headline(sample, "main") and "not comparable" in headline(sample, "main")
 
 

@@ -78,8 +78,10 @@ def test_parallel_results_equal_sequential(small_train, tmp_path):
         assert event.seconds > 0
     # the folds learned something, and their histories are tidy
     assert all(r.val_accuracy > 0.3 for r in parallel[1:])
-    table = history_table({1: parallel[1].history, 2: parallel[2].history})
-    assert list(table.columns) == ["fold", "epoch", "loss", "accuracy_pct", "val_loss", "val_accuracy_pct"]
+    table = history_table({1: parallel[1].history, 2: parallel[2].history}, {"source": "mnist", "images": 80})
+    columns = ["fold", "epoch", "loss", "accuracy_pct", "val_loss", "val_accuracy_pct", "data"]
+    assert list(table.columns) == columns
+    assert set(table["data"]) == {"80 full MNIST images"}
     assert table["fold"].tolist() == [1, 1, 2, 2] and table["epoch"].tolist() == [1, 2, 1, 2]
     # accuracies in percent, like every accuracy of the project; losses as Keras gives them
     fold_1 = parallel[1].history

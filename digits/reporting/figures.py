@@ -147,7 +147,7 @@ def misclassified(images: np.ndarray, predictions: pd.DataFrame, count: int) -> 
 
 def mean_history(history: pd.DataFrame) -> pd.DataFrame:
     """Long format for ``dvc plots``: per split (train, validation) and epoch, the mean over folds."""
-    means = history.drop(columns="fold").groupby("epoch", as_index=False).mean()
+    means = history.drop(columns=["fold", "data"]).groupby("epoch", as_index=False).mean()
     metrics = ["loss", "accuracy_pct"]
     splits = [
         means[["epoch", *metrics]].assign(split="train"),
@@ -155,7 +155,8 @@ def mean_history(history: pd.DataFrame) -> pd.DataFrame:
         .set_axis(["epoch", *metrics], axis=1)
         .assign(split="validation"),
     ]
-    return pd.concat(splits, ignore_index=True)[["epoch", "split", *metrics]]
+    table = pd.concat(splits, ignore_index=True)[["epoch", "split", *metrics]]
+    return table.assign(data=history["data"].iloc[0])
 
 
 def save(figure: Figure, path: Path) -> None:

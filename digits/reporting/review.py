@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits.core import cli
+from digits.core.data_names import data_label
 from digits.core.errors import PipelineError
 from digits.core.layout import CV_METRICS, TEST_METRICS
 from digits.reporting.render import vegalite_to_png
@@ -59,11 +60,11 @@ def value(diff: dict, path: str, key: str, side: str) -> object:
 
 
 def data_used(diff: dict, path: str, side: str) -> str | None:
-    """ "60,000 mnist images", from the ``data`` a stage recorded in its metrics; None if unknown."""
+    """ "60,000 full MNIST images", from the ``data`` a stage recorded in its metrics; None if unknown."""
     source, images = value(diff, path, "data.source", side), value(diff, path, "data.images", side)
     if source is None or not isinstance(images, int):
         return None
-    return f"{images:,} {source} images"
+    return data_label({"source": source, "images": images})
 
 
 def data_differences(diff: dict, base: str) -> list[str]:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
+from digits.core.data_names import data_label
 from digits.core.errors import ParamsError
 from digits.core.files import atomic_file
 from digits.training.fit import FitResult, FitTask
@@ -64,9 +65,10 @@ HISTORY_COLUMNS = {
 }
 
 
-def history_table(histories: Mapping[int, dict[str, list[float]]]) -> pd.DataFrame:
+def history_table(histories: Mapping[int, dict[str, list[float]]], data: dict) -> pd.DataFrame:
     """Fold number -> Keras history -> the tidy per-epoch history: one row per fold and epoch;
-    fold, epoch, loss, accuracy_pct, val_*."""
+    fold, epoch, loss, accuracy_pct, val_*, and the ``data`` it was trained on (for the legends
+    of ``dvc plots diff``: revisions trained on different data say so)."""
     frames = [
         pd.DataFrame(
             {"fold": k, "epoch": np.arange(1, len(history["loss"]) + 1)}
@@ -74,14 +76,15 @@ def history_table(histories: Mapping[int, dict[str, list[float]]]) -> pd.DataFra
         )
         for k, history in histories.items()
     ]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True).assign(data=data_label(data))
 
 
 def scores_table(metrics: dict) -> pd.DataFrame:
     """The held-out accuracy (%) of each fold in ``metrics`` (:func:`cv_metrics`)."""
     folds = metrics["fold_accuracy"]
     numbers = [int(name.removeprefix("fold_")) for name in folds]
-    return pd.DataFrame({"fold": numbers, "accuracy_pct": list(folds.values())})
+    table = pd.DataFrame({"fold": numbers, "accuracy_pct": list(folds.values())})
+    return table.assign(data=data_label(metrics["data"]))
 
 
 def save_model(path: Path, result: FitResult) -> None:

@@ -127,7 +127,7 @@ class LiveRun:
         for key, value in event.logs.items():
             self.history.setdefault(fold, {}).setdefault(key, []).append(float(value))
         histories = dict(sorted(self.history.items()))
-        table = history_table(histories)
+        table = history_table(histories, self.data)
         self._write(HISTORY, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6f"))
         done = {k: h["val_accuracy"][-1] for k, h in histories.items() if len(h["loss"]) == self.epochs}
         if not done:

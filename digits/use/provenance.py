@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from digits.core.data_names import data_label
 from digits.core.files import file_md5
 from digits.core.layout import CV_METRICS, FINAL_MODEL, TEST_METRICS
 from digits.core.lock import LOCK, locked_outputs
-
-SOURCES = {"mnist": "full MNIST", "sample": "MNIST sample"}
 
 
 def provenance(model: Path, lock: Path = LOCK) -> str | None:
@@ -28,9 +27,8 @@ def provenance(model: Path, lock: Path = LOCK) -> str | None:
         if file_md5(model) != recorded.get(FINAL_MODEL):
             return None
         cv, test = (json.loads(path.read_text()) for path in (CV_METRICS, TEST_METRICS))
-        source = SOURCES.get(cv["data"]["source"], cv["data"]["source"])
         return (
-            f"trained on {cv['data']['images']:,} {source} images: {len(cv['fold_accuracy'])}-fold CV "
+            f"trained on {data_label(cv['data'])}: {len(cv['fold_accuracy'])}-fold CV "
             f"{cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f} %, test {test['accuracy']:.2f} % "
             f"on {test['data']['images']:,} held-out images"
         )
