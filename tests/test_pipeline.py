@@ -271,14 +271,14 @@ def test_a_param_set_seen_before_is_restored_from_the_run_cache(project):
 
 def test_a_queued_sweep_that_repeats_a_setting_restores_it_from_the_run_cache(project):
     before = json.loads((project / "metrics/cv.json").read_text())
-    for epochs in (2, 1):  # a new setting, then the committed one again
-        run(["dvc", "exp", "run", "--queue", "-S", f"epochs={epochs}", "-n", f"sweep-{epochs}"], project)
+    for name in ("first", "again"):  # a queued sweep that has the same setting twice
+        run(["dvc", "exp", "run", "--queue", "-S", "epochs=2", "-n", name], project)
     run(["dvc", "exp", "run", "--run-all"], project)
-    logs = {e: run(["dvc", "queue", "logs", f"sweep-{e}"], project).stdout for e in (2, 1)}
-    assert stages_run(logs[2]) == ["validate", "train", "evaluate", "plot"]
+    logs = {name: run(["dvc", "queue", "logs", name], project).stdout for name in ("first", "again")}
+    assert stages_run(logs["first"]) == ["validate", "train", "evaluate", "plot"]
     for stage in ("train", "evaluate", "plot"):
-        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in logs[1], stage
-    assert stages_run(logs[1]) == ["validate"]
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in logs["again"], stage
+    assert stages_run(logs["again"]) == ["validate"]
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     metrics = {
         exp["name"]: exp["data"]["metrics"]["metrics/cv.json"]["data"]
@@ -286,7 +286,7 @@ def test_a_queued_sweep_that_repeats_a_setting_restores_it_from_the_run_cache(pr
         for experiments in commit.get("experiments") or []
         for exp in experiments["revs"]
     }
-    assert metrics["sweep-1"] == before and metrics["sweep-2"] != before
+    assert metrics["again"] == metrics["first"] != before
 
 
 def test_a_failed_download_keeps_the_previous_data(project, tmp_path):

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits.core import cli
-from digits.core.data_names import data_label
 from digits.core.errors import PipelineError
 from digits.core.layout import CV_METRICS, TEST_METRICS
+from digits.data.names import data_label
 from digits.reporting.render import vegalite_to_png
 
 MANIFEST = ".digits-review"  # in the report folder: the files this command wrote there

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold
 
-from digits.core.data_names import data_label
 from digits.core.errors import ParamsError
 from digits.core.files import atomic_file
+from digits.data.names import data_label
 from digits.training.fit import FitResult, FitTask
 
 
