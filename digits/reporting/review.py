@@ -28,7 +28,7 @@ from pathlib import Path
 from digits.core import cli
 from digits.core.errors import PipelineError
 from digits.core.layout import CV_METRICS, TEST_METRICS
-from digits.data.names import data_label
+from digits.data import data_label
 from digits.reporting.render import vegalite_to_png
 
 MANIFEST = ".digits-review"  # in the report folder: the files this command wrote there

@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold
 
 from digits.core.errors import ParamsError
 from digits.core.files import atomic_file
-from digits.data.names import data_label
+from digits.data import data_label
 from digits.training.fit import FitResult, FitTask
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from digits.core.files import file_md5
 from digits.core.layout import CV_METRICS, FINAL_MODEL, TEST_METRICS
 from digits.core.lock import LOCK, locked_outputs
-from digits.data.names import data_label
+from digits.data import data_label
 
 
 def provenance(model: Path, lock: Path = LOCK) -> str | None:
