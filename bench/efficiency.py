@@ -126,13 +126,19 @@ def fit_speed(params: Params, n: int) -> float:
     return n / (ends[1] - starts[1])
 
 
-def one_core_fit_speed(params: Params, n: int) -> float:
-    """:func:`fit_speed` in a worker process of its own, set up as the pipeline's workers are."""
+def set_up() -> None:
+    """This process as the pipeline's workers are: TensorFlow quiet, one thread, deterministic."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from digits.core import quiet
     from digits.training.fit import _configure_tensorflow
 
     quiet.install()
     _configure_tensorflow()
+
+
+def one_core_fit_speed(params: Params, n: int) -> float:
+    """:func:`fit_speed` in a worker process of its own."""
+    set_up()
     return fit_speed(params, n)
 
 
@@ -155,14 +161,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12_000, help="images per timed epoch")
     parser.add_argument("--out", type=Path, help="also write the table (Markdown) here")
     args = parser.parse_args()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from digits.core import quiet
-    from digits.training.fit import THREADS_PER_FIT, _configure_tensorflow
-
-    quiet.install()
-    _configure_tensorflow()
-    assert THREADS_PER_FIT == 1
+    set_up()
+    from digits.training.fit import THREADS_PER_FIT
     from digits.training.model import build_model
+
+    assert THREADS_PER_FIT == 1  # what "one core" below means
 
     numpy_gflops, tf_gflops = numpy_peak(), tensorflow_peak()
     fits = {
@@ -180,26 +183,26 @@ def main() -> None:
         "| the protocol at this speed, 2 cores |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    per_image: dict[str, int] = {}
     for name, params in fits.items():
         print(f"efficiency: {name} ...", flush=True)
         model = build_model(params, steps_per_epoch=1)
-        per_image, forward = training_flops(model), sum(layer_flops(model))
+        per_image[name], forward = training_flops(model), sum(layer_flops(model))
         fitted = fit_speed(params, args.images)
-        gflops = fitted * per_image / 1e9
-        total = protocol_flops(params, per_image, forward)
+        gflops = fitted * per_image[name] / 1e9
+        total = protocol_flops(params, per_image[name], forward)
         minutes = total / (gflops * 1e9 * 2) / 60  # two fits side by side, as cv.n_jobs=2 runs them
         lines.append(
-            f"| {name} | {params.batch_size} | {per_image / 1e6:.2f} | {fitted:,.0f} | {gflops:.1f} "
+            f"| {name} | {params.batch_size} | {per_image[name] / 1e6:.2f} | {fitted:,.0f} | {gflops:.1f} "
             f"| {gflops / numpy_gflops:.0%} | {gflops / tf_gflops:.0%} "
             f"| {minutes:.1f} min ({total / 1e12:.1f} TFLOP) |"
         )
     print("efficiency: tutorial (default), two fits side by side ...", flush=True)
     each = side_by_side(fits["tutorial (default)"], args.images)
-    default = build_model(fits["tutorial (default)"], steps_per_epoch=1)
     lines += [
         "",
         f"Two default fits side by side, one per core (as `cv.n_jobs=2` runs them): {each:,.0f} images/s "
-        f"each, {each * training_flops(default) / 1e9:.1f} GFLOP/s each.",
+        f"each, {each * per_image['tutorial (default)'] / 1e9:.1f} GFLOP/s each.",
     ]
     report = "\n".join(lines) + "\n"
     print(report)
