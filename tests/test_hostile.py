@@ -392,6 +392,43 @@ def test_a_client_leaving_mid_upload_logs_no_traceback(model, caplog):
     assert [record.getMessage() for record in caplog.records if record.exc_info] == []
 
 
+def damaged_tiff(compression: str) -> bytes:
+    """The drawing as a TIFF that libtiff decodes (``compression``), its image data scrambled."""
+    data = bytearray(encoded("TIFF", compression=compression))
+    tags = int.from_bytes(data[4:8], "little")  # Pillow writes the strips first, then the tags
+    for at in range(16, tags):
+        data[at] ^= 0x5A
+    return bytes(data)
+
+
+# What libtiff says of each, in place of Pillow's "decoder error -2".
+LIBTIFF_SAYS = {
+    "tiff_deflate": "Decoding error at scanline 0, invalid code lengths set",
+    "tiff_lzw": "Using code not yet in table",
+    "jpeg": "Bogus marker length",
+}
+
+
+@pytest.mark.parametrize("compression", LIBTIFF_SAYS)
+def test_a_damaged_tiff_is_refused_in_one_line_and_libtiff_writes_nothing(
+    model, compression, capfd, tmp_path
+):
+    from digits.use.serve import create_app
+
+    message = f"damaged image ({LIBTIFF_SAYS[compression]}); give a complete PNG or JPEG"
+    with InProcess(create_app(model)) as server:
+        capfd.readouterr()
+        status, _, body = server.request("POST", "/api/predict", damaged_tiff(compression))
+        assert capfd.readouterr().err == ""  # the server's stderr, where libtiff wrote
+        assert status == 400 and json.loads(body) == {"error": f"upload: {message}"}
+        assert server.request("POST", "/api/predict", drawing())[0] == 200
+    image = tmp_path / "scan.tif"
+    image.write_bytes(damaged_tiff(compression))
+    command = [sys.executable, "-m", "digits.use.predict", str(image), "--model", str(model)]
+    result = run(command, ROOT, check=False)
+    assert result.returncode == 1 and result.stderr == f"predict: error: {image}: {message}\n"
+
+
 def test_predict_escapes_file_names_in_its_lines(model, tmp_path, capsys):
     from digits.use.predict import main
 

@@ -24,6 +24,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from digits.core.errors import DataError
+from digits.use import libtiff
 
 # What a photo, scan or drawing can be, told by content, not by name; never PostScript or EPS,
 # which Pillow would hand to Ghostscript. A phone's MPO photo is read as the JPEG it starts with.
@@ -90,12 +91,15 @@ def open_image(source: Path | str | bytes, name: str | None = None) -> Image.Ima
     # JPEG can decode at 1/2, 1/4 or 1/8 scale directly: a 12-megapixel photo in a fraction
     # of the time, and still at least WORK_SIZE across.
     image.draft(image.mode, (WORK_SIZE, WORK_SIZE))
+    libtiff.listen()
+    libtiff.last_error()  # what an earlier image made it say is not about this one
     try:
         image.load()
         image = shrink(image)
         ImageOps.exif_transpose(image, in_place=True)  # phones store portrait photos sideways
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise DataError(f"{name}: damaged image ({exc}); give a complete PNG or JPEG") from None
+        reason = libtiff.last_error() or exc  # libtiff's words, not Pillow's "decoder error -2"
+        raise DataError(f"{name}: damaged image ({reason}); give a complete PNG or JPEG") from None
     return image
 
 
