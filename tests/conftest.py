@@ -10,16 +10,21 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from filelock import FileLock
 
 from digits.core.idx import encode_idx
 from digits.core.mnist import FILES, Split
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+_GIVEN_MNIST_DIR = "DIGITS_TESTS_MNIST_DIR"  # MNIST_DIR, handed on to the xdist workers
 
 
 def _full_mnist() -> tuple[Path | None, str]:
@@ -30,6 +35,10 @@ def _full_mnist() -> tuple[Path | None, str]:
     whoever runs the suite. Returns the folder or None, and what is wrong with a given MNIST_DIR.
     """
     given = os.environ.pop("MNIST_DIR", None)
+    if given is None:  # a pytest-xdist worker: what the run was given, from the controller
+        given = os.environ.get(_GIVEN_MNIST_DIR)
+    else:
+        os.environ[_GIVEN_MNIST_DIR] = given
     folder = Path(given) if given else ROOT.parent / "shared" / "data" / "mnist"
     missing = [f"{n}.gz" for names in FILES.values() for n in names if not (folder / f"{n}.gz").is_file()]
     if given and missing:
@@ -154,19 +163,42 @@ def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '(\w+)'", output)
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` that ``build(folder)`` fills, once for the whole test run.
+
+    Under pytest-xdist the workers share it: the first to ask builds it while the others wait.
+    A build that failed is started again by the next to ask.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's, above each worker's own
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _train_small_project(folder: Path) -> None:
+    repo = copy_project(folder / "repo", **SMALL)
+    result = run(["dvc", "repro"], repo)
+    assert stages_run(result.stdout) == ["validate", "download", "preprocess", "train", "evaluate", "plot"]
+    (folder / "repro.log").write_text(result.stdout + result.stderr)  # what the user saw
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "first run"], repo)
+
+
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """A git repository where ``dvc repro`` has run on SMALL and the results are committed.
 
-    Built once per session; tests that run commands in it take a copy (``project``).
+    Built once per test run; tests only read it, and those that run commands in it take a copy
+    (``project``). Its ``dvc repro`` output is in ``repro.log`` beside it.
     """
-    repo = copy_project(tmp_path_factory.mktemp("trained"), **SMALL)
-    result = run(["dvc", "repro"], repo)
-    assert stages_run(result.stdout) == ["validate", "download", "preprocess", "train", "evaluate", "plot"]
-    (repo.parent / "repro.log").write_text(result.stdout + result.stderr)  # what the user saw
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "first run"], repo)
-    return repo
+    return built_once(tmp_path_factory, "trained", _train_small_project) / "repo"
 
 
 @pytest.fixture

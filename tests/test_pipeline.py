@@ -110,9 +110,11 @@ def test_plot_param_reruns_only_plot(project):
     assert stages_run(result.stdout) == ["validate", "plot"]
 
 
-def test_epochs_experiment_reruns_train_evaluate_plot_and_is_listed(project):
+def test_an_epochs_experiment_is_listed_and_the_setting_before_it_comes_back_from_the_run_cache(project):
+    before = snapshot(project, *RESULTS)
     result = run(["dvc", "exp", "run", "-n", "two-epochs", "-S", "epochs=2"], project)
     assert stages_run(result.stdout) == ["validate", "train", "evaluate", "plot"]
+    assert snapshot(project, "models") != before
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project).stdout)
     experiments = [exp for commit in shown for exp in (commit.get("experiments") or [])]
     data = next(e for e in experiments if e["name"] == "two-epochs")["revs"][0]["data"]
@@ -134,6 +136,16 @@ def test_epochs_experiment_reruns_train_evaluate_plot_and_is_listed(project):
     ]
     assert max(map(len, table.splitlines())) <= 160 and "two-epochs" in table
     assert f"{EXP_SHOW}\n" in (ROOT / "README.md").read_text()
+
+    # Back to the committed epochs: a param set seen before, restored, not trained again.
+    start = time.monotonic()
+    result = run(["dvc", "exp", "run", "-S", "epochs=1"], project)
+    seconds = time.monotonic() - start
+    for stage in ("train", "evaluate", "plot"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in result.stdout, stage
+    assert stages_run(result.stdout) == ["validate"]
+    assert snapshot(project, *RESULTS) == before
+    assert seconds < 20, f"restoring from the run-cache took {seconds:.0f} s"
 
 
 def test_editing_a_module_reruns_exactly_the_stages_that_run_it(project):
@@ -253,20 +265,6 @@ def test_a_stage_ends_with_dvc_when_dvc_is_killed(project, shell):
     gone, alive = psutil.wait_procs(tree, timeout=60)
     assert not alive, f"still running after dvc was killed: {[p.cmdline() for p in alive]}"
     assert snapshot(project, *RESULTS) == before  # and the stage put its outputs back on its way out
-
-
-def test_a_param_set_seen_before_is_restored_from_the_run_cache(project):
-    before = snapshot(project, *RESULTS)
-    run(["dvc", "exp", "run", "-S", "epochs=2"], project)
-    assert snapshot(project, "models") != before
-    start = time.monotonic()
-    result = run(["dvc", "exp", "run", "-S", "epochs=1"], project)
-    seconds = time.monotonic() - start
-    for stage in ("train", "evaluate", "plot"):
-        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in result.stdout, stage
-    assert stages_run(result.stdout) == ["validate"]
-    assert snapshot(project, *RESULTS) == before
-    assert seconds < 20, f"restoring from the run-cache took {seconds:.0f} s"
 
 
 def test_a_queued_sweep_that_repeats_a_setting_restores_it_from_the_run_cache(project):

@@ -152,6 +152,8 @@ def test_interrupted_training_leaves_no_outputs(small_project, signum):
     for output in ("models", "metrics", "plots"):
         assert not (small_project / output).exists(), output
     assert list(small_project.rglob(".*.tmp*")) == []
+    if signum == signal.SIGINT:
+        return  # what is left is the same whichever the signal: running it again once is enough
     # running it again recovers
     subprocess.run(
         [sys.executable, "-m", "stages.train"],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_MNIST, make_params
+from conftest import SHARED_MNIST, built_once, make_params
 
 from digits.core.idx import read_idx
 from digits.core.mnist import FILES, Split
@@ -58,12 +58,9 @@ def train(path: Path) -> None:
 
 
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The small model's ``.keras`` file, trained on the first call of the test session."""
-    path = tmp_path_factory.getbasetemp() / "small-model" / "model.keras"
-    if not path.is_file():
-        path.parent.mkdir(exist_ok=True)
-        train(path)
-    return path
+    """The small model's ``.keras`` file, trained on the first call of the test run."""
+    folder = built_once(tmp_path_factory, "small-model", lambda folder: train(folder / "model.keras"))
+    return folder / "model.keras"
 
 
 def accuracy(classifier: Classifier, digits: np.ndarray, labels: np.ndarray) -> float:
