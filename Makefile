@@ -20,8 +20,9 @@ START := $(shell date +%s)
 
 setup: $(VENV)/.installed
 
+# dvc repro's options in ARGS: make run ARGS=--force runs every stage again
 run: $(VENV)/.installed
-	dvc repro
+	dvc repro $(ARGS)
 	dvc plots show --quiet --out dvc_plots
 	python -m digits.reporting.summary --since $(START) --plots dvc_plots/index.html
 
