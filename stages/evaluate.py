@@ -20,13 +20,13 @@ from digits.reporting.evaluation import ensemble_probabilities, load_models, tes
 
 
 def main() -> None:
-    load_params()  # validates params.yaml, like every stage
+    params = load_params()
     x, y = load_prepared(PREPARED / "test.npz")
     labels = y.argmax(axis=1)
     fold_paths = sorted(FOLD_MODELS.glob("fold_*.keras"), key=lambda p: int(p.stem.split("_")[1]))
     final, *folds = load_models([FINAL_MODEL, *fold_paths])
-    probabilities = ensemble_probabilities([final], x)
-    ensemble = ensemble_probabilities(folds, x)
+    probabilities = ensemble_probabilities([final], x, params.tta)
+    ensemble = ensemble_probabilities(folds, x, params.tta)
     source = read_source(RAW)["source"]
     metrics = test_metrics(labels, probabilities, ensemble, {"source": source, "images": len(x)})
     with atomic_file(PREDICTIONS) as tmp:

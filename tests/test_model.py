@@ -29,7 +29,7 @@ def test_baseline_is_the_tutorial_model():
     ]
     assert isinstance(model.optimizer, keras.optimizers.SGD)
     assert model.optimizer.get_config()["momentum"] == pytest.approx(0.9)
-    assert not model.jit_compile
+    assert not model.optimizer.use_ema and not model.jit_compile
 
 
 def test_deeper_adds_a_conv_block():
@@ -129,3 +129,10 @@ def test_load_model_errors(tmp_path):
     (tmp_path / "model.keras").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable Keras model"):
         load_model(tmp_path / "model.keras")
+
+
+@pytest.mark.parametrize(("pool", "side"), [("valid", 3), ("same", 4)])
+def test_same_pooling_keeps_the_last_row_and_column_of_the_7x7_map(pool, side):
+    model = build_model(make_params(model__arch="modern", model__pool=pool))
+    pools = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert [p.output.shape[1] for p in pools] == [14, 7, side]

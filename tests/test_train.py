@@ -146,3 +146,21 @@ def test_the_same_model_saved_twice_gives_the_same_bytes(monkeypatch, tmp_path):
     np.testing.assert_array_equal(
         load_model(tmp_path / "model.keras").predict(images, verbose=0), again.predict(images, verbose=0)
     )
+
+
+def test_weight_averaging_changes_the_validated_and_saved_weights_only(small_train, tmp_path):
+    from digits.training.model import load_model
+
+    x, y = small_train
+    task = fold_tasks(len(x), 2, 1)[0]
+    plain = fit(task, x, y, make_params(epochs=2))
+    averaged = fit(task, x, y, make_params(epochs=2, optimizer__ema=0.9))
+    # The same steps on the same draws: the training loss is the raw weights' either way.
+    assert averaged.history["loss"] == plain.history["loss"]
+    # Validation sees the average, and the saved model holds it.
+    assert averaged.history["val_accuracy"] != plain.history["val_accuracy"]
+    (tmp_path / "model.keras").write_bytes(averaged.model)
+    predicted = load_model(tmp_path / "model.keras").predict(x[task.val_index], verbose=0).argmax(axis=1)
+    accuracy = float((predicted == y[task.val_index].argmax(axis=1)).mean())
+    assert accuracy == pytest.approx(averaged.val_accuracy, abs=1e-6)
+    assert fit(task, x, y, make_params(epochs=2, optimizer__ema=0.9)).model == averaged.model

@@ -66,6 +66,10 @@ class ModelParams(_Section):
     width: int = Field(32, ge=1, le=512, description="filters of the first conv layer (later blocks: 2x, 4x)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout rate before each dense layer; 0: none")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy loss")
+    pool: Literal["valid", "same"] = Field(
+        "valid",
+        description="max-pool padding; same keeps an odd map's last row and column (7x7 -> 4x4)",
+    )
 
 
 class AugmentParams(_Section):
@@ -85,6 +89,12 @@ class OptimizerParams(_Section):
         "constant", description="constant, or cosine: linear warm-up, then cosine decay to 0"
     )
     warmup_epochs: int = Field(0, ge=0, le=1000, description="epochs of linear warm-up (cosine only)")
+    ema: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="momentum of a moving average of the weights, validated and saved; 0: off",
+    )
 
 
 class PlotParams(_Section):
@@ -97,6 +107,9 @@ class Params(_Section):
     )
     epochs: int = Field(10, ge=1, le=1000, description="training epochs, for each fold and the final fit")
     batch_size: int = Field(32, ge=1, le=60_000, description="images per optimizer step")
+    tta: int = Field(
+        0, ge=0, le=4, description="test-time shifts: mean softmax over ±tta-pixel shifts (CV, test); 0: off"
+    )
     data: DataParams = DataParams()
     cv: CVParams = CVParams()
     model: ModelParams = ModelParams()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.training.model import INFERENCE_BATCH_SIZE, load_model
+from digits.training.model import load_model
+from digits.training.tta import probabilities
 
 
 def load_models(paths: list[Path]) -> list:
@@ -20,9 +21,9 @@ def load_models(paths: list[Path]) -> list:
     return [load_model(path) for path in paths]
 
 
-def ensemble_probabilities(models: list, x: np.ndarray) -> np.ndarray:
-    """Mean of the models' softmax outputs: [N, 10]."""
-    return np.mean([model.predict(x, batch_size=INFERENCE_BATCH_SIZE, verbose=0) for model in models], axis=0)
+def ensemble_probabilities(models: list, x: np.ndarray, tta: int = 0) -> np.ndarray:
+    """Mean of the models' softmax outputs, each with the shifts of ``tta``: [N, 10]."""
+    return np.mean([probabilities(model, x, tta) for model in models], axis=0)
 
 
 def test_metrics(labels: np.ndarray, probabilities: np.ndarray, ensemble: np.ndarray, data: dict) -> dict:

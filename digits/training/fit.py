@@ -56,11 +56,9 @@ class FitResult:
     history: dict[str, list[float]]  # loss, accuracy[, val_loss, val_accuracy] per epoch
     model: bytes  # the trained model as a .keras archive: the caller needs no TensorFlow to save it
     seconds: float
-
-    @property
-    def val_accuracy(self) -> float:
-        """Accuracy on the held-out part after the last epoch, 0..1."""
-        return self.history["val_accuracy"][-1]
+    # Accuracy on the held-out part after the last epoch, 0..1, with the shifts of ``tta``
+    # (the history's is without them); None for the final fit, which holds nothing out.
+    val_accuracy: float | None = None
 
 
 def _configure_tensorflow() -> None:
@@ -196,8 +194,10 @@ def fit(
         batch_size=params.batch_size,
         validation_data=validation,
         validation_batch_size=INFERENCE_BATCH_SIZE,  # validation is inference only: cheap
-        # Stop at the first non-finite loss instead of training on NaN to the end.
+        # Stop at the first non-finite loss instead of training on NaN to the end; validate the
+        # averaged weights, which the fit ends with, rather than the last step's.
         callbacks=[keras.callbacks.TerminateOnNaN()]
+        + ([keras.callbacks.SwapEMAWeights()] if params.optimizer.ema else [])
         + ([_reporting_callback(task, report)] if report else []),
         verbose=0,
     )
@@ -208,4 +208,17 @@ def fit(
         history=history,
         model=to_bytes(model),
         seconds=time.perf_counter() - start,
+        val_accuracy=_held_out_accuracy(model, validation, history, params.tta),
     )
+
+
+def _held_out_accuracy(model, validation, history: dict[str, list[float]], tta: int) -> float | None:
+    """The fold's score: Keras' last validation accuracy, or the same images with ``tta``'s shifts."""
+    if validation is None:
+        return None
+    if not tta:
+        return history["val_accuracy"][-1]
+    from digits.training.tta import probabilities
+
+    x, y = validation
+    return float((probabilities(model, x, tta).argmax(axis=1) == y.argmax(axis=1)).mean())

@@ -11,8 +11,9 @@ width, 2 x width and 4 x width filters, then Dense(128) -> BatchNorm -> ReLU.
 32 is ``model.width``, the filters of the first conv layer, in every arch.
 
 ``augment.*`` put random rotation, zoom and shift layers in front (active in
-training only), ``model.dropout`` a Dropout before each dense layer, and
-``optimizer.*`` choose SGD or AdamW, with a constant rate or warm-up and cosine decay.
+training only), ``model.dropout`` a Dropout before each dense layer, ``model.pool: same``
+pads the max-pools (a 7x7 map gives 4x4), and ``optimizer.*`` choose SGD or AdamW, with a
+constant rate or warm-up and cosine decay, and a moving average of the weights (``ema``).
 With the default params, nothing of these is added: the tutorial's model, draw for draw.
 """
 
@@ -69,16 +70,16 @@ def build_model(params: Params, steps_per_epoch: int | None = None, seed: int | 
             model.add(conv(filters, padding="same", use_bias=False))
             model.add(layers.BatchNormalization())
             model.add(layers.ReLU())
-            model.add(layers.MaxPooling2D((2, 2)))
+            model.add(layers.MaxPooling2D((2, 2), padding=params.model.pool))
     else:
         model.add(conv(width, activation="relu"))
         if arch == "batchnorm":
             model.add(layers.BatchNormalization())
-        model.add(layers.MaxPooling2D((2, 2)))
+        model.add(layers.MaxPooling2D((2, 2), padding=params.model.pool))
         if arch == "deeper":
             model.add(conv(2 * width, activation="relu"))
             model.add(conv(2 * width, activation="relu"))
-            model.add(layers.MaxPooling2D((2, 2)))
+            model.add(layers.MaxPooling2D((2, 2), padding=params.model.pool))
     model.add(layers.Flatten())
     if dropout:
         model.add(layers.Dropout(dropout, seed=draw()))
@@ -138,11 +139,16 @@ def _optimizer(
             warmup_target=rate if warmup else None,
             warmup_steps=warmup,
         )
+    # Polyak averaging: fit() ends by setting the weights to their moving average. Without it
+    # the optimizer's config is the tutorial's, so the saved model is too.
+    ema = {"use_ema": True, "ema_momentum": optimizer.ema} if optimizer.ema else {}
     if optimizer.name == "adamw":
-        return keras.optimizers.AdamW(rate, beta_1=optimizer.momentum, weight_decay=optimizer.weight_decay)
+        return keras.optimizers.AdamW(
+            rate, beta_1=optimizer.momentum, weight_decay=optimizer.weight_decay, **ema
+        )
     # None, not 0: no weight-decay step at all, as in the tutorial.
     decay = optimizer.weight_decay or None
-    return keras.optimizers.SGD(rate, momentum=optimizer.momentum, weight_decay=decay)
+    return keras.optimizers.SGD(rate, momentum=optimizer.momentum, weight_decay=decay, **ema)
 
 
 def load_model(
