@@ -56,7 +56,7 @@ def machine() -> dict[str, object]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "tensorflow": version("tensorflow"),  # from the metadata: no TensorFlow start-up here
+        "tensorflow": version("tensorflow-cpu"),  # the lock's build; metadata: no TensorFlow start-up
         "load_before": os.getloadavg()[0],
     }
 
