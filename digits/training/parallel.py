@@ -337,7 +337,9 @@ def node_report(archive: str) -> dict[str, Any]:
     for entry in [entry for entry in sys.path if os.path.basename(entry) == archive]:
         sys.path.remove(entry)
         sys.path.insert(0, entry)
-    for name, module in list(sys.modules.items()):
+    # A copy taken at once: a fit still running here (an earlier run's) may import meanwhile, and
+    # iterating the live dict then fails with "dictionary changed size during iteration".
+    for name, module in sys.modules.copy().items():
         if name.partition(".")[0] == "digits" and archive not in str(getattr(module, "__file__", "")):
             del sys.modules[name]
     report: dict[str, Any] = {"versions": package_versions(), "code": None, "error": None}
