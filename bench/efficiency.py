@@ -34,9 +34,11 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from digits.core.params import PARAMS_FILE, Params, parse_params
+from digits.core.tensorflow_env import ONEDNN_VARIABLE
 from digits.reporting.recipes import overrides
 
 MATMUL_SIZE = 2048
+OWN_KERNELS = ("tutorial (default)", "modern recipe")  # the fits also timed without oneDNN
 
 
 def params_of(settings: dict[str, object]) -> Params:
@@ -127,8 +129,7 @@ def fit_speed(params: Params, n: int) -> float:
 
 
 def set_up() -> None:
-    """This process as the pipeline's workers are: TensorFlow quiet, one thread, deterministic."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """This process as the pipeline's workers are: TensorFlow quiet, oneDNN, one thread, deterministic."""
     from digits.core import quiet
     from digits.training.fit import _configure_tensorflow
 
@@ -138,6 +139,22 @@ def set_up() -> None:
 
 def one_core_fit_speed(params: Params, n: int) -> float:
     """:func:`fit_speed` in a worker process of its own."""
+    set_up()
+    return fit_speed(params, n)
+
+
+def own_kernels_speed(params: Params, n: int) -> float:
+    """:func:`fit_speed` in a worker process of its own, with TensorFlow's own kernels: no oneDNN.
+
+    That is how TensorFlow runs by default on a CPU without AVX-512's newer instructions; the
+    pipeline turns oneDNN on everywhere (:mod:`digits.core.tensorflow_env`).
+    """
+    import digits.training.fit
+
+    os.environ[ONEDNN_VARIABLE] = "0"
+    import tensorflow  # noqa: F401  (started now, so without oneDNN)
+
+    digits.training.fit.check_onednn = lambda: None  # the pipeline's refusal is what this measures
     set_up()
     return fit_speed(params, n)
 
@@ -184,11 +201,12 @@ def main() -> None:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     per_image: dict[str, int] = {}
+    speeds: dict[str, float] = {}
     for name, params in fits.items():
         print(f"efficiency: {name} ...", flush=True)
         model = build_model(params, steps_per_epoch=1)
         per_image[name], forward = training_flops(model), sum(layer_flops(model))
-        fitted = fit_speed(params, args.images)
+        fitted = speeds[name] = fit_speed(params, args.images)
         gflops = fitted * per_image[name] / 1e9
         total = protocol_flops(params, per_image[name], forward)
         minutes = total / (gflops * 1e9 * 2) / 60  # two fits side by side, as cv.n_jobs=2 runs them
@@ -197,12 +215,23 @@ def main() -> None:
             f"| {gflops / numpy_gflops:.0%} | {gflops / tf_gflops:.0%} "
             f"| {minutes:.1f} min ({total / 1e12:.1f} TFLOP) |"
         )
+    print("efficiency: without oneDNN ...", flush=True)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        own = {name: pool.submit(own_kernels_speed, fits[name], args.images).result() for name in OWN_KERNELS}
     print("efficiency: tutorial (default), two fits side by side ...", flush=True)
     each = side_by_side(fits["tutorial (default)"], args.images)
     lines += [
         "",
         f"Two default fits side by side, one per core (as `cv.n_jobs=2` runs them): {each:,.0f} images/s "
         f"each, {each * per_image['tutorial (default)'] / 1e9:.1f} GFLOP/s each.",
+        "",
+        "Without oneDNN (`TF_ENABLE_ONEDNN_OPTS=0`, TensorFlow's own kernels, its default on a CPU "
+        "without AVX-512's newer instructions): "
+        + "; ".join(
+            f"{name} {speed:,.0f} images/s, so oneDNN is {speeds[name] / speed:.2f}x as fast"
+            for name, speed in own.items()
+        )
+        + ".",
     ]
     report = "\n".join(lines) + "\n"
     print(report)

@@ -20,6 +20,9 @@ from filelock import FileLock
 
 from digits.core.idx import encode_idx
 from digits.core.mnist import FILES, Split
+from digits.core.tensorflow_env import set_environment
+
+set_environment()  # before any test imports TensorFlow: the pipeline's kernels, in this process too
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,11 +1,12 @@
 import datetime
 import io
 import json
+import sys
 import zipfile
 
 import numpy as np
 import pytest
-from conftest import assert_same_fits, make_params
+from conftest import ROOT, assert_same_fits, make_params, run
 
 from digits.core.errors import ParamsError, PipelineError
 from digits.core.params import check_environment
@@ -88,6 +89,32 @@ def test_parallel_results_equal_sequential(small_train, tmp_path):
     assert table.loc[0, "val_accuracy_pct"] == pytest.approx(100 * fold_1["val_accuracy"][0])
     assert table.loc[0, "accuracy_pct"] == pytest.approx(100 * fold_1["accuracy"][0])
     assert table.loc[0, "loss"] == pytest.approx(fold_1["loss"][0])
+
+
+IS_ONEDNN_ON = "from tensorflow.python.util import _pywrap_util_port; print(_pywrap_util_port.IsMklEnabled())"
+
+
+def test_fits_run_on_onednn_whatever_the_environment_says():
+    # A stage or command turns oneDNN on before TensorFlow starts, over a user's 0.
+    probe = f"import digits.core.cli, tensorflow; {IS_ONEDNN_ON}"
+    assert run([sys.executable, "-c", probe], ROOT, TF_ENABLE_ONEDNN_OPTS="0").stdout.strip() == "True"
+    # A process whose TensorFlow started without it (a Dask worker that ran other code first)
+    # refuses to fit, with the fix, instead of training with other kernels.
+    late = (
+        "import tensorflow, numpy as np\n"
+        "from digits.core.params import Params\n"
+        "from digits.training.fit import FitTask, fit\n"
+        "x, y = np.zeros((4, 28, 28, 1), 'float32'), np.eye(10)[:4]\n"
+        "fit(FitTask('final', 1, np.arange(4)), x, y, Params())"
+    )
+    worker = run([sys.executable, "-c", late], ROOT, check=False, TF_ENABLE_ONEDNN_OPTS="0")
+    assert worker.returncode == 1
+    last = worker.stderr.strip().splitlines()[-1]
+    assert last.startswith("digits.core.errors.PipelineError: TensorFlow in process ")
+    assert last.endswith(
+        "started without oneDNN's kernels, so its fits would not match the pipeline's; start that process "
+        "(a Dask worker) with TF_ENABLE_ONEDNN_OPTS=1"
+    )
 
 
 def test_dask_without_a_scheduler_is_caught_before_training(monkeypatch):

@@ -17,9 +17,9 @@ from typing import NoReturn
 
 from digits.core import quiet
 from digits.core.errors import PipelineError
+from digits.core.tensorflow_env import set_environment
 
-# TensorFlow's INFO and WARNING logs are for its developers; its errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+set_environment()  # before any stage or command imports TensorFlow
 
 DEBUG_VARIABLE = "DIGITS_DEBUG"
 SHELLS = {"sh", "dash", "bash", "zsh", "ksh", "fish"}  # what DVC may run a stage's command with

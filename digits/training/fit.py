@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import tempfile
 import time
 import zipfile
@@ -23,6 +22,7 @@ import numpy as np
 
 from digits.core.errors import PipelineError
 from digits.core.params import Params
+from digits.core.tensorflow_env import check_onednn
 
 # TensorFlow's CPU kernels split their sums by thread count, so the count is part of
 # the result: one thread per fit makes results the same for any cv.n_jobs, any machine,
@@ -62,7 +62,8 @@ class FitResult:
 
 
 def _configure_tensorflow() -> None:
-    """One thread and deterministic ops, set once per process before TensorFlow starts."""
+    """oneDNN, one thread and deterministic ops, set once per process before TensorFlow starts."""
+    check_onednn()
     import tensorflow as tf
 
     if tf.config.threading.get_intra_op_parallelism_threads() == THREADS_PER_FIT:
@@ -174,7 +175,6 @@ def fit(
 
     ``report`` gets each epoch's :class:`Epoch` as it ends (:mod:`digits.training.live`).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     _configure_tensorflow()
     import keras
 
