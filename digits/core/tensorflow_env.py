@@ -2,9 +2,10 @@
 
 TensorFlow turns its oneDNN kernels on by itself only on CPUs with AVX-512's newer
 instructions. On others, such as an AVX2 AMD EPYC, its own kernels run, and a fit of the
-tutorial's CNN trains at under half the speed: the gradient of its MaxPool alone took half
-of each step there. The kernels are part of the numerics, so the project does not leave them
-to the CPU or to the environment: every process that runs TensorFlow for it starts with oneDNN.
+tutorial's CNN trained 1.78x slower there (``bench/efficiency.py``): its MaxPool, forward and
+gradient, took two thirds of each step. The kernels are part of the numerics, so the project
+does not leave them to the CPU or to the environment: every process that runs TensorFlow for
+it starts with oneDNN.
 """
 
 from __future__ import annotations
