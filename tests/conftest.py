@@ -20,9 +20,6 @@ from filelock import FileLock
 
 from digits.core.idx import encode_idx
 from digits.core.mnist import FILES, Split
-from digits.core.tensorflow_env import set_environment
-
-set_environment()  # before any test imports TensorFlow: the pipeline's kernels, in this process too
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,9 +56,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(_MNIST_DIR_ERROR)
 
 
-# This process runs fits like a training worker does: one thread, deterministic ops.
+# This process runs fits like a training worker does: oneDNN, one thread, deterministic ops. Like
+# a stage, it keeps TensorFlow's C++ start-up lines off the terminal: they come at this import,
+# outside any test's capture, and pytest-xdist would print them after the summary.
+from digits.core import quiet  # noqa: E402
 from digits.training.fit import _configure_tensorflow  # noqa: E402
 
+quiet.install()
 _configure_tensorflow()
 
 
