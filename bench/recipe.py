@@ -5,7 +5,8 @@
     python bench/recipe.py modern -S epochs=8 …   # a variant of it, explored on CV
 
 Every run adds a row to ``results/modern/explored.csv``: what it changed, epochs, width,
-CV mean and std, wall time. No test accuracy there: variants are chosen on CV alone.
+CV mean and std, wall time and the CPU it was measured on (times compare only on one CPU
+type). No test accuracy there: variants are chosen on CV alone.
 
 Run it in a clone of this project with full MNIST (``MNIST_DIR``) and nothing else
 running: the wall time is part of the result. ``dvc repro preprocess`` runs first
@@ -35,7 +36,7 @@ from digits.core.mnist import read_source
 from digits.core.params import PARAMS_FILE, load_params, read_yaml
 from digits.reporting.recipes import RECIPES, command, exp_run_args, overrides, text
 
-EXPLORED_COLUMNS = ["settings", "epochs", "width", "cv_mean", "cv_std", "wall_seconds"]
+EXPLORED_COLUMNS = ["settings", "epochs", "width", "cv_mean", "cv_std", "wall_seconds", "cpu"]
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -47,14 +48,19 @@ def setting(text: str) -> tuple[str, object]:
 
 
 def machine() -> dict[str, object]:
-    """What the wall time was measured on: CPU, cores, TensorFlow, and the load before the run."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
+    """What the wall time was measured on: CPU, cores, TensorFlow, and the load before the run.
+
+    The CPU is its model name and its widest vector extension ("AMD EPYC, AVX-512"): hosts
+    of one name differ in it, and so in speed (the recipe's fits: twice).
+    """
+    first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]  # every core's block is alike
+    info = {
+        key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())
+    }
+    flags = info.get("flags", "").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return {
-        "cpu": cpu,
+        "cpu": f"{info.get('model name', platform.processor())}, {vector}",
         "cores": os.cpu_count(),
         "tensorflow": version("tensorflow-cpu"),  # the lock's build; metadata: no TensorFlow start-up
         "load_before": os.getloadavg()[0],
@@ -93,8 +99,8 @@ def main() -> None:
         if new:
             writer.writerow(EXPLORED_COLUMNS)
         changed = " ".join(f"{key}={text(value)}" for key, value in args.extra) or "(the recipe)"
-        row = [changed, params.epochs, params.model.width, cv["accuracy_mean"], cv["accuracy_std"], wall]
-        writer.writerow(row)
+        width, epochs = params.model.width, params.epochs
+        writer.writerow([changed, epochs, width, cv["accuracy_mean"], cv["accuracy_std"], wall, about["cpu"]])
     print(
         f"recipe: {changed}: CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, {wall:.0f} s: {table}"
     )

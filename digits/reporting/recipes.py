@@ -62,14 +62,14 @@ def minutes(seconds: float) -> str:
 def explored_table(rows: list[dict[str, str]]) -> str:
     """The README's table of ``results/<recipe>/explored.csv``: what was tried, its CV and time."""
     lines = [
-        "| changed | epochs | width | CV mean (%) | CV std | wall time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| changed | epochs | width | CV mean (%) | CV std | wall time | CPU |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         changed = row["settings"] if row["settings"].startswith("(") else f"`{row['settings']}`"
         lines.append(
             f"| {changed} | {row['epochs']} | {row['width']} | {float(row['cv_mean']):.2f} "
-            f"| {float(row['cv_std']):.2f} | {minutes(float(row['wall_seconds']))} |"
+            f"| {float(row['cv_std']):.2f} | {minutes(float(row['wall_seconds']))} | {row['cpu']} |"
         )
     return "\n".join(lines)
 
