@@ -14,7 +14,9 @@ process and one run, so the ratios hold however busy the host was:
 - **images/s** of ``model.fit`` as the pipeline calls it (``digits.training.fit.fresh_model``:
   the same model, optimizer, ``steps_per_execution``), timed on its second epoch, after the
   tracing, at the params' batch size and at larger ones; and of two default fits at once, one
-  per core, as ``cv.n_jobs=2`` runs them (what the two cores share shows there).
+  per core, as ``cv.n_jobs=2`` runs them (what the two cores share shows there); and of
+  default fits in lockstep, 2 or 5 of them as one graph (separate ops, or one grouped op per
+  layer), per fit.
 
 Random images: the speed of these fits does not depend on the pixels.
 """
@@ -112,20 +114,75 @@ def data(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_speed(params: Params, n: int) -> float:
     """Images/s of the pipeline's ``model.fit`` on ``n`` images, on its second epoch."""
-    import keras
-
     from digits.training.fit import fresh_model
 
     x, y = data(n)
     model = fresh_model(params.model_copy(update={"epochs": 2}), math.ceil(n / params.batch_size), seed=0)
+    return n / second_epoch_seconds(model, x, y, params.batch_size)
+
+
+def second_epoch_seconds(model, x, y, batch_size: int) -> float:
+    """How long the second epoch of ``model.fit(x, y)`` takes: the first includes the tracing."""
+    import keras
+
     starts: list[float] = []
     ends: list[float] = []
     timer = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: starts.append(time.perf_counter()),
         on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()),
     )
-    model.fit(x, y, epochs=2, batch_size=params.batch_size, callbacks=[timer], verbose=0)
-    return n / (ends[1] - starts[1])
+    model.fit(x, y, epochs=2, batch_size=batch_size, callbacks=[timer], verbose=0)
+    return ends[1] - starts[1]
+
+
+def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
+    """Images/s per fit of ``k`` default fits trained in lockstep, as one graph, on one core.
+
+    Each fit keeps its own weights and its own batch; SGD's updates are per variable, so one
+    optimizer over the sum of the k losses gives each fit its own. Separate ops: the k models
+    of :func:`~digits.training.model.build_model` side by side in one model. ``grouped``: one
+    op for the k fits at each layer (a depthwise Conv2D over k channels, one fit's image in
+    each; batched matrix products for the dense layers), as a lockstep k-fold graph is laid out.
+    ``n`` images in all, ``n // k`` for each fit. Only the speed counts here: the grouped model's
+    loss is the mean over the k fits, which a lockstep run would weight by k.
+    """
+    import keras
+    from keras import layers
+
+    from digits.training.model import INPUT_SHAPE, STEPS_PER_EXECUTION, build_model
+
+    x, y = data(n // k)
+    keras.utils.set_random_seed(0)
+    if grouped:
+        image = keras.Input((*INPUT_SHAPE[:2], k))
+        # Depthwise: a grouped conv of one channel per group (Conv2D's groups=k ran 4x slower still).
+        width = params.model.width
+        maps = layers.DepthwiseConv2D(3, depth_multiplier=width, activation="relu")(image)
+        maps = layers.MaxPooling2D(2)(maps)
+        side = maps.shape[1]
+        features = layers.Reshape((side * side, k, width))(maps)
+        features = layers.Reshape((k, side * side * width))(layers.Permute((2, 1, 3))(features))
+        hidden = layers.EinsumDense("bki,kio->bko", (k, 100), bias_axes="ko", activation="relu")(features)
+        scores = layers.EinsumDense("bki,kio->bko", (k, 10), bias_axes="ko")(hidden)
+        model = keras.Model(image, layers.Softmax()(scores))
+        loss, inputs, targets = (
+            "categorical_crossentropy",
+            np.repeat(x, k, axis=3),
+            np.repeat(y[:, None], k, 1),
+        )
+    else:
+        images = [keras.Input(INPUT_SHAPE) for _ in range(k)]
+        # The layers of k pipeline models, each in a Sequential of its own name (all are "baseline").
+        layouts = [build_model(params, seed=i).layers for i in range(k)]
+        fits = [
+            keras.Sequential([keras.Input(INPUT_SHAPE), *found], name=f"fit_{i}")
+            for i, found in enumerate(layouts)
+        ]
+        model = keras.Model(images, [fit(image) for fit, image in zip(fits, images, strict=True)])
+        loss, inputs, targets = ["categorical_crossentropy"] * k, [x] * k, [y] * k
+    optimizer = keras.optimizers.SGD(params.optimizer.learning_rate, momentum=params.optimizer.momentum)
+    model.compile(optimizer=optimizer, loss=loss, steps_per_execution=STEPS_PER_EXECUTION)
+    return k * len(x) / second_epoch_seconds(model, inputs, targets, params.batch_size)
 
 
 def set_up() -> None:
@@ -218,6 +275,13 @@ def main() -> None:
     print("efficiency: without oneDNN ...", flush=True)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         own = {name: pool.submit(own_kernels_speed, fits[name], args.images).result() for name in OWN_KERNELS}
+    print("efficiency: tutorial (default), fits in lockstep ...", flush=True)
+    default = fits["tutorial (default)"]
+    lockstep = {
+        (k, grouped): lockstep_speed(default, args.images, k, grouped)
+        for k in (2, 5)
+        for grouped in (False, True)
+    }
     print("efficiency: tutorial (default), two fits side by side ...", flush=True)
     each = side_by_side(fits["tutorial (default)"], args.images)
     lines += [
@@ -230,6 +294,17 @@ def main() -> None:
         + "; ".join(
             f"{name} {speed:,.0f} images/s, so oneDNN is {speeds[name] / speed:.2f}x as fast"
             for name, speed in own.items()
+        )
+        + ".",
+    ]
+    lines += [
+        "",
+        "Default fits in lockstep, k of them as one graph on one core, each its own weights and batch "
+        "(images/s per fit, against one fit alone): "
+        + "; ".join(
+            f"{k} {'grouped into one op per layer' if grouped else 'as separate ops'} {speed:,.0f} "
+            f"({speed / speeds['tutorial (default)']:.2f}x)"
+            for (k, grouped), speed in lockstep.items()
         )
         + ".",
     ]
