@@ -16,7 +16,7 @@ process and one run, so the ratios hold however busy the host was:
   tracing, at the params' batch size and at larger ones; and of two default fits at once, one
   per core, as ``cv.n_jobs=2`` runs them (what the two cores share shows there); and of
   default fits in lockstep, 2 or 5 of them as one graph (separate ops, or one grouped op per
-  layer), per fit.
+  layer), all of them together.
 
 Random images: the speed of these fits does not depend on the pixels.
 """
@@ -136,15 +136,16 @@ def second_epoch_seconds(model, x, y, batch_size: int) -> float:
 
 
 def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
-    """Images/s per fit of ``k`` default fits trained in lockstep, as one graph, on one core.
+    """Training images/s of ``k`` default fits together, trained in lockstep as one graph on one core.
 
     Each fit keeps its own weights and its own batch; SGD's updates are per variable, so one
     optimizer over the sum of the k losses gives each fit its own. Separate ops: the k models
     of :func:`~digits.training.model.build_model` side by side in one model. ``grouped``: one
     op for the k fits at each layer (a depthwise Conv2D over k channels, one fit's image in
     each; batched matrix products for the dense layers), as a lockstep k-fold graph is laid out.
-    ``n`` images in all, ``n // k`` for each fit. Only the speed counts here: the grouped model's
-    loss is the mean over the k fits, which a lockstep run would weight by k.
+    ``n`` images in all, ``n // k`` for each fit, so the k fits do one fit's work: above one fit's
+    images/s, lockstep would pay. Only the speed counts here: the grouped model's loss is the mean
+    over the k fits, which a lockstep run would weight by k.
     """
     import keras
     from keras import layers
@@ -165,8 +166,9 @@ def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
         hidden = layers.EinsumDense("bki,kio->bko", (k, 100), bias_axes="ko", activation="relu")(features)
         scores = layers.EinsumDense("bki,kio->bko", (k, 10), bias_axes="ko")(hidden)
         model = keras.Model(image, layers.Softmax()(scores))
-        loss, inputs, targets = (
+        loss, metrics, inputs, targets = (
             "categorical_crossentropy",
+            ["accuracy"],
             np.repeat(x, k, axis=3),
             np.repeat(y[:, None], k, 1),
         )
@@ -179,9 +181,15 @@ def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
             for i, found in enumerate(layouts)
         ]
         model = keras.Model(images, [fit(image) for fit, image in zip(fits, images, strict=True)])
-        loss, inputs, targets = ["categorical_crossentropy"] * k, [x] * k, [y] * k
+        loss, metrics, inputs, targets = (
+            ["categorical_crossentropy"] * k,
+            [["accuracy"]] * k,
+            [x] * k,
+            [y] * k,
+        )
     optimizer = keras.optimizers.SGD(params.optimizer.learning_rate, momentum=params.optimizer.momentum)
-    model.compile(optimizer=optimizer, loss=loss, steps_per_execution=STEPS_PER_EXECUTION)
+    # The metric of the pipeline's fits too (build_model): the same work per step.
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=STEPS_PER_EXECUTION)
     return k * len(x) / second_epoch_seconds(model, inputs, targets, params.batch_size)
 
 
@@ -300,7 +308,7 @@ def main() -> None:
     lines += [
         "",
         "Default fits in lockstep, k of them as one graph on one core, each its own weights and batch "
-        "(images/s per fit, against one fit alone): "
+        "(training images/s of the k fits together, against one fit alone): "
         + "; ".join(
             f"{k} {'grouped into one op per layer' if grouped else 'as separate ops'} {speed:,.0f} "
             f"({speed / speeds['tutorial (default)']:.2f}x)"

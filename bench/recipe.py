@@ -76,6 +76,12 @@ def main() -> None:
     args = parser.parse_args()
     out = args.results or Path("results") / args.recipe
     settings = overrides(args.recipe, dict(args.extra))
+    table = out / "explored.csv"
+    if table.is_file() and next(csv.reader(table.open()), None) != EXPLORED_COLUMNS:
+        sys.exit(
+            f"recipe: {table} has other columns than {','.join(EXPLORED_COLUMNS)} (an older "
+            "bench/recipe.py wrote it); add the missing ones or move it away, and run it again"
+        )
 
     if subprocess.run(["git", "diff", "--quiet", "HEAD", "--", str(PARAMS_FILE)]).returncode:
         sys.exit(
@@ -92,15 +98,14 @@ def main() -> None:
     cv, test = (json.loads(path.read_text()) for path in (CV_METRICS, TEST_METRICS))
     params = load_params()
     out.mkdir(parents=True, exist_ok=True)
-    table = out / "explored.csv"
     new = not table.is_file()
     with table.open("a", newline="") as file:
         writer = csv.writer(file)
         if new:
             writer.writerow(EXPLORED_COLUMNS)
         changed = " ".join(f"{key}={text(value)}" for key, value in args.extra) or "(the recipe)"
-        width, epochs = params.model.width, params.epochs
-        writer.writerow([changed, epochs, width, cv["accuracy_mean"], cv["accuracy_std"], wall, about["cpu"]])
+        scores = [cv["accuracy_mean"], cv["accuracy_std"]]
+        writer.writerow([changed, params.epochs, params.model.width, *scores, wall, about["cpu"]])
     print(
         f"recipe: {changed}: CV {cv['accuracy_mean']:.2f} ± {cv['accuracy_std']:.2f}, {wall:.0f} s: {table}"
     )
