@@ -60,7 +60,7 @@ def machine() -> dict[str, object]:
     flags = info.get("flags", "").split()
     vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
     return {
-        "cpu": f"{info.get('model name', platform.processor())}, {vector}",
+        "cpu": f"{info.get('model name') or platform.machine()}, {vector}",  # arm64: no model name
         "cores": os.cpu_count(),
         "tensorflow": version("tensorflow-cpu"),  # the lock's build; metadata: no TensorFlow start-up
         "load_before": os.getloadavg()[0],
