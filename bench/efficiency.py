@@ -150,7 +150,8 @@ def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
     import keras
     from keras import layers
 
-    from digits.training.model import INPUT_SHAPE, STEPS_PER_EXECUTION, build_model
+    from digits.core.mnist import NUM_CLASSES
+    from digits.training.model import INPUT_SHAPE, STEPS_PER_EXECUTION, _optimizer, build_model
 
     x, y = data(n // k)
     keras.utils.set_random_seed(0)
@@ -164,7 +165,7 @@ def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
         features = layers.Reshape((side * side, k, width))(maps)
         features = layers.Reshape((k, side * side * width))(layers.Permute((2, 1, 3))(features))
         hidden = layers.EinsumDense("bki,kio->bko", (k, 100), bias_axes="ko", activation="relu")(features)
-        scores = layers.EinsumDense("bki,kio->bko", (k, 10), bias_axes="ko")(hidden)
+        scores = layers.EinsumDense("bki,kio->bko", (k, NUM_CLASSES), bias_axes="ko")(hidden)
         model = keras.Model(image, layers.Softmax()(scores))
         loss, metrics, inputs, targets = (
             "categorical_crossentropy",
@@ -187,8 +188,8 @@ def lockstep_speed(params: Params, n: int, k: int, grouped: bool) -> float:
             [x] * k,
             [y] * k,
         )
-    optimizer = keras.optimizers.SGD(params.optimizer.learning_rate, momentum=params.optimizer.momentum)
-    # The metric of the pipeline's fits too (build_model): the same work per step.
+    # The optimizer and the metric of the pipeline's fits (build_model): the same work per step.
+    optimizer = _optimizer(params.optimizer, params.epochs, steps_per_epoch=None)
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics, steps_per_execution=STEPS_PER_EXECUTION)
     return k * len(x) / second_epoch_seconds(model, inputs, targets, params.batch_size)
 
