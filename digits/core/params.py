@@ -76,6 +76,12 @@ class AugmentParams(_Section):
     rotation: float = Field(0.0, ge=0, le=180, description="random rotation, up to ± degrees")
     zoom: float = Field(0.0, ge=0, lt=1, description="random zoom, up to ± this fraction")
     shift: float = Field(0.0, ge=0, lt=1, description="random shift, up to ± this fraction of the side")
+    elastic: float = Field(
+        0.0,
+        ge=0,
+        le=4,
+        description="elastic distortion (Simard 2003): rms move in pixels, smoothed over 4; 0: none",
+    )
 
 
 class OptimizerParams(_Section):

@@ -30,6 +30,7 @@ from keras import layers
 
 from digits.core.errors import RESTORE, DataError
 from digits.core.mnist import IMAGE_SHAPE, NUM_CLASSES
+from digits.training.elastic import RandomElastic
 
 if TYPE_CHECKING:
     from digits.core.params import OptimizerParams, Params
@@ -107,7 +108,8 @@ def build_model(params: Params, steps_per_epoch: int | None = None, seed: int | 
 
 
 def _augmentation(params: Params, draw: Callable[[], int]) -> list[layers.Layer]:
-    """Random rotation, zoom and shift, each seeded; empty pixels are black, as MNIST's border."""
+    """Random rotation, zoom, shift and elastic distortion, each seeded; empty pixels are black,
+    as MNIST's border."""
     augment, fill = params.augment, {"fill_mode": "constant", "fill_value": 0.0}
     found = []
     if augment.rotation:
@@ -116,6 +118,8 @@ def _augmentation(params: Params, draw: Callable[[], int]) -> list[layers.Layer]
         found.append(layers.RandomZoom(augment.zoom, seed=draw(), **fill))
     if augment.shift:
         found.append(layers.RandomTranslation(augment.shift, augment.shift, seed=draw(), **fill))
+    if augment.elastic:
+        found.append(RandomElastic(augment.elastic, seed=draw()))
     return found
 
 

@@ -1,0 +1,83 @@
+"""Elastic distortion (``augment.elastic``): its strength, smooth and independent fields, seeded,
+in training only, saved with the model; off unless the param turns it on."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import assert_same_fits, make_params, recipe_params
+
+from digits.training.elastic import RADIUS, RandomElastic
+from digits.training.fit import FitTask, fit
+from digits.training.model import build_model, load_model
+
+CENTRE = slice(RADIUS, 28 - RADIUS)  # pixels whose smoothing never meets the border
+
+
+def moves(strength: float, seed: int = 0, images: int = 64) -> np.ndarray:
+    """Each pixel's move [images, 28, 28, 2] (rows, columns), read off two channels that hold
+    each pixel's own row and column number: bilinear sampling gives back where it sampled."""
+    rows = np.broadcast_to(np.arange(28, dtype=np.float32)[:, None], (28, 28))
+    grid = np.broadcast_to(np.stack([rows, rows.T], axis=-1), (images, 28, 28, 2)).copy()
+    moved = keras.ops.convert_to_numpy(RandomElastic(strength, seed=seed)(grid, training=True))
+    return (moved - grid)[:, CENTRE, CENTRE]
+
+
+@pytest.mark.parametrize("strength", [0.5, 2.0])
+def test_the_root_mean_square_move_is_the_strength(strength):
+    move = moves(strength)
+    assert np.sqrt((move**2).mean()) == pytest.approx(strength, rel=0.1)
+
+
+def test_rows_and_columns_move_independently_and_neighbours_together():
+    move = moves(1.0)
+    along_rows, along_cols = move[..., 0].ravel(), move[..., 1].ravel()
+    # One seed for both fields (Keras' RandomElasticTransform) would move every pixel diagonally: 1.
+    assert abs(np.corrcoef(along_rows, along_cols)[0, 1]) < 0.1
+    # Smoothed over 4 pixels: a pixel moves almost as its right neighbour does...
+    assert np.corrcoef(move[:, :, :-1, 0].ravel(), move[:, :, 1:, 0].ravel())[0, 1] > 0.9
+    # ...and each image has a field of its own.
+    assert abs(np.corrcoef(move[0, ..., 0].ravel(), move[1, ..., 0].ravel())[0, 1]) < 0.5
+
+
+def test_it_distorts_training_images_only_seeded_within_the_pixel_range():
+    digits = np.zeros((8, 28, 28, 1), np.float32)
+    digits[:, 8:20, 12:16] = 1
+
+    def distorted(seed: int, training: bool = True) -> np.ndarray:
+        return keras.ops.convert_to_numpy(RandomElastic(1.5, seed=seed)(digits, training=training))
+
+    once = distorted(seed=3)
+    assert not np.array_equal(once, digits) and 0 <= once.min() and once.max() <= 1
+    assert len({image.tobytes() for image in once}) == 8  # each image bent its own way
+    np.testing.assert_array_equal(distorted(seed=3), once)
+    assert not np.array_equal(distorted(seed=4), once)
+    np.testing.assert_array_equal(distorted(seed=3, training=False), digits)
+
+
+def test_it_is_off_by_default_and_last_of_the_augmentation_when_on():
+    assert not any(isinstance(layer, RandomElastic) for layer in build_model(make_params()).layers)
+    model = build_model(recipe_params("modern", {"augment.elastic": 1.0, "model.width": 4}), 10, seed=0)
+    names = [type(layer).__name__ for layer in model.layers[:4]]
+    assert names == ["RandomRotation", "RandomZoom", "RandomTranslation", "RandomElastic"]
+    assert model.layers[3].strength == 1.0
+
+
+def test_a_model_with_it_saves_and_loads_safely_and_predicts_the_same(tmp_path):
+    model = build_model(make_params(augment__elastic=1.0), seed=0)
+    model.save(tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")  # safe_mode: only registered classes load
+    assert isinstance(loaded.layers[0], RandomElastic) and loaded.layers[0].strength == 1.0
+    digits = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(digits, verbose=0), model.predict(digits, verbose=0))
+
+
+def test_a_fit_with_it_is_deterministic_and_trains_on_other_images(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((128, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(128) % 10]
+    task = FitTask("fold 1/2", seed=3, train_index=np.arange(0, 128, 2), val_index=np.arange(1, 128, 2))
+    elastic = make_params(augment__elastic=1.0, epochs=1)
+    first, second = fit(task, x, y, elastic), fit(task, x, y, elastic)
+    assert_same_fits([first], [second], tmp_path)
+    plain = fit(task, x, y, make_params(epochs=1))
+    assert plain.history["loss"] != first.history["loss"]
