@@ -1,10 +1,14 @@
 """Elastic distortion (``augment.elastic``): its strength, smooth and independent fields, seeded,
 in training only, saved with the model; off unless the param turns it on."""
 
+import re
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
-from conftest import assert_same_fits, make_params, recipe_params
+from conftest import ROOT, assert_same_fits, make_params, project_env, recipe_params
 
 from digits.training.elastic import RADIUS, RandomElastic
 from digits.training.fit import FitTask, fit
@@ -81,3 +85,17 @@ def test_a_fit_with_it_is_deterministic_and_trains_on_other_images(tmp_path):
     assert_same_fits([first], [second], tmp_path)
     plain = fit(task, x, y, make_params(epochs=1))
     assert plain.history["loss"] != first.history["loss"]
+
+
+def test_distorting_in_a_fit_s_graph_logs_no_error_line():
+    # Keras' take_along_axis gathers with int64 indices, for which oneDNN writes an error line
+    # ("E0000 ... oneDNN supports DT_INT64 only ...") into every fit's terminal on some CPUs.
+    script = (
+        "import numpy as np, tensorflow as tf\n"
+        "from digits.training.elastic import RandomElastic\n"
+        "layer = RandomElastic(1.0, seed=0)\n"
+        "tf.function(lambda x: layer(x, training=True))(np.zeros((4, 28, 28, 1), np.float32))\n"
+    )
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, cwd=ROOT, env=project_env(), capture_output=True, text=True, check=True)
+    assert re.search(r"^E\d{4} ", done.stderr, re.M) is None, done.stderr

@@ -37,10 +37,10 @@ class RandomElastic(layers.Layer):
         super().__init__(**kwargs)
         self.strength, self.seed = strength, seed
         self.generator = keras.random.SeedGenerator(seed)
-        taps = gaussian()
-        # Uniform -1..1 has variance 1/3; the separable smoothing scales it by sum(taps²)².
-        self.scale = strength / (math.sqrt(1 / 3) * sum(tap * tap for tap in taps))
-        self.taps = taps
+        self.taps = gaussian()
+        # Uniform -1..1 has a standard deviation of sqrt(1/3); each pass of the smoothing
+        # multiplies it by sqrt(sum(taps²)), the two passes by sum(taps²).
+        self.scale = strength / (math.sqrt(1 / 3) * sum(tap * tap for tap in self.taps))
 
     def call(self, images, training: bool | None = None):
         if not training:
@@ -70,7 +70,8 @@ class RandomElastic(layers.Layer):
 def _bilinear(images, rows, cols):
     """``images`` [B, H, W, C] sampled at (``rows``, ``cols``) [B, H, W]; outside the image is 0."""
     batch, height, width, channels = ops.shape(images)
-    flat = ops.reshape(images, (batch, height * width, channels))
+    pixels = ops.reshape(images, (-1, channels))  # every image's pixels, one after the other
+    first = ops.reshape(ops.arange(batch, dtype="int32") * (height * width), (-1, 1, 1))
     top, left = ops.floor(rows), ops.floor(cols)
     down, right = rows - top, cols - left  # the weights of the lower row and the right column
     out = 0.0
@@ -78,8 +79,9 @@ def _bilinear(images, rows, cols):
         for col, col_weight in ((left, 1 - right), (left + 1, right)):
             inside = (row >= 0) & (row <= height - 1) & (col >= 0) & (col <= width - 1)
             index = ops.clip(row, 0, height - 1) * width + ops.clip(col, 0, width - 1)
-            index = ops.reshape(ops.cast(index, "int32"), (batch, height * width, 1))
-            values = ops.take_along_axis(flat, ops.tile(index, (1, 1, channels)), axis=1)
+            # int32 indices into one flat array: Keras' take_along_axis makes them int64, and
+            # oneDNN logs an error line for int64 ops on some CPUs (this one): a noisy terminal.
+            values = ops.take(pixels, first + ops.cast(index, "int32"), axis=0)
             weight = ops.where(inside, row_weight * col_weight, 0.0)
-            out = out + values * ops.reshape(weight, (batch, height * width, 1))
-    return ops.reshape(out, (batch, height, width, channels))
+            out = out + values * weight[..., None]
+    return out
