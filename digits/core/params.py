@@ -80,7 +80,7 @@ class AugmentParams(_Section):
         0.0,
         ge=0,
         le=4,
-        description="elastic distortion (Simard 2003): rms move in pixels, smoothed over 4; 0: none",
+        description="elastic distortion (Simard 2003): rms move per axis in pixels, smoothed over 4; 0: none",
     )
 
 
