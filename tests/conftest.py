@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -288,6 +289,51 @@ def assert_same_fits(a: list, b: list, folder: Path) -> None:
         assert ra.history == rb.history
         for wa, wb in zip(weights(ra), weights(rb), strict=True):
             np.testing.assert_array_equal(wa, wb)
+
+
+def sampled_at(layer, images: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where ``layer`` sampled each output pixel in training, [images, side, side, 2] (row, column),
+    and each pixel's own place: it warps two channels that hold each pixel's row and column
+    number, and bilinear sampling of them gives back where it sampled (inside the image)."""
+    import keras
+
+    rows = np.broadcast_to(np.arange(side, dtype=np.float32)[:, None], (side, side))
+    grid = np.broadcast_to(np.stack([rows, rows.T], axis=-1), (images, side, side, 2)).copy()
+    return keras.ops.convert_to_numpy(layer(grid, training=True)), grid
+
+
+def assert_augments_training_images_only(layer_of_seed: Callable[[int], Any]) -> None:
+    """An augmentation layer (``layer_of_seed(seed)``) changes each of 8 digits its own way in
+    training, within the pixel range, the same for the same seed, and none outside training."""
+    import keras
+
+    digits = np.zeros((8, 28, 28, 1), np.float32)
+    digits[:, 8:20, 12:16] = 1
+
+    def changed(seed: int, training: bool = True) -> np.ndarray:
+        return keras.ops.convert_to_numpy(layer_of_seed(seed)(digits, training=training))
+
+    once = changed(seed=3)
+    assert not np.array_equal(once, digits) and 0 <= once.min() and once.max() <= 1
+    assert len({image.tobytes() for image in once}) == 8
+    np.testing.assert_array_equal(changed(seed=3), once)
+    assert not np.array_equal(changed(seed=4), once)
+    np.testing.assert_array_equal(changed(seed=3, training=False), digits)
+
+
+def assert_fits_augmented_deterministically(params, layer_class: type, folder: Path, monkeypatch) -> None:
+    """Two fits with ``params`` are the same, bit for bit; with ``layer_class`` passing images
+    through (the same draws of every seed), the fit differs: the layer changed what it trained on."""
+    from digits.training.fit import FitTask, fit
+
+    rng = np.random.default_rng(0)
+    x = rng.random((128, 28, 28, 1), dtype=np.float32)
+    y = np.eye(10, dtype=np.float32)[np.arange(128) % 10]
+    task = FitTask("fold 1/2", seed=3, train_index=np.arange(0, 128, 2), val_index=np.arange(1, 128, 2))
+    first, second = fit(task, x, y, params), fit(task, x, y, params)
+    assert_same_fits([first], [second], folder)
+    monkeypatch.setattr(layer_class, "call", lambda self, images, training=None: images)
+    assert fit(task, x, y, params).history["loss"] != first.history["loss"]
 
 
 def make_params(**overrides):

@@ -5,25 +5,27 @@ import re
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
-from conftest import ROOT, assert_same_fits, make_params, project_env, recipe_params
+from conftest import (
+    ROOT,
+    assert_augments_training_images_only,
+    assert_fits_augmented_deterministically,
+    make_params,
+    project_env,
+    recipe_params,
+    sampled_at,
+)
 
 from digits.training.elastic import RADIUS, RandomElastic
-from digits.training.fit import FitTask, fit
 from digits.training.model import build_model, load_model
 
 SIDE = 96  # the layer takes any size: a larger grid than MNIST's gives the statistics more pixels
 
 
 def moves(strength: float, seed: int = 0, images: int = 64) -> np.ndarray:
-    """Each pixel's move [images, H, W, 2] (rows, columns), away from the border, read off two
-    channels that hold each pixel's own row and column number: bilinear sampling gives back
-    where it sampled."""
-    rows = np.broadcast_to(np.arange(SIDE, dtype=np.float32)[:, None], (SIDE, SIDE))
-    grid = np.broadcast_to(np.stack([rows, rows.T], axis=-1), (images, SIDE, SIDE, 2)).copy()
-    moved = keras.ops.convert_to_numpy(RandomElastic(strength, seed=seed)(grid, training=True))
+    """Each pixel's move [images, H, W, 2] (rows, columns), away from the border."""
+    moved, grid = sampled_at(RandomElastic(strength, seed=seed), images, SIDE)
     centre = slice(RADIUS, SIDE - RADIUS)  # pixels whose smoothing never meets the border
     return (moved - grid)[:, centre, centre]
 
@@ -51,18 +53,7 @@ def test_rows_and_columns_move_independently_and_smoothly_over_4_pixels():
 
 
 def test_it_distorts_training_images_only_seeded_within_the_pixel_range():
-    digits = np.zeros((8, 28, 28, 1), np.float32)
-    digits[:, 8:20, 12:16] = 1
-
-    def distorted(seed: int, training: bool = True) -> np.ndarray:
-        return keras.ops.convert_to_numpy(RandomElastic(1.5, seed=seed)(digits, training=training))
-
-    once = distorted(seed=3)
-    assert not np.array_equal(once, digits) and 0 <= once.min() and once.max() <= 1
-    assert len({image.tobytes() for image in once}) == 8  # each image bent its own way
-    np.testing.assert_array_equal(distorted(seed=3), once)
-    assert not np.array_equal(distorted(seed=4), once)
-    np.testing.assert_array_equal(distorted(seed=3, training=False), digits)
+    assert_augments_training_images_only(lambda seed: RandomElastic(1.5, seed=seed))
 
 
 def test_it_is_off_by_default_and_last_of_the_augmentation_when_on():
@@ -83,17 +74,8 @@ def test_a_model_with_it_saves_and_loads_safely_and_predicts_the_same(tmp_path):
 
 
 def test_a_fit_with_it_is_deterministic_and_trains_on_other_images(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    x = rng.random((128, 28, 28, 1), dtype=np.float32)
-    y = np.eye(10, dtype=np.float32)[np.arange(128) % 10]
-    task = FitTask("fold 1/2", seed=3, train_index=np.arange(0, 128, 2), val_index=np.arange(1, 128, 2))
     elastic = make_params(augment__elastic=1.0, epochs=1)
-    first, second = fit(task, x, y, elastic), fit(task, x, y, elastic)
-    assert_same_fits([first], [second], tmp_path)
-    # The same draws of every seed, but images as they are: the distortion is what differs.
-    monkeypatch.setattr(RandomElastic, "call", lambda self, images, training=None: images)
-    undistorted = fit(task, x, y, elastic)
-    assert undistorted.history["loss"] != first.history["loss"]
+    assert_fits_augmented_deterministically(elastic, RandomElastic, tmp_path, monkeypatch)
 
 
 def test_distorting_in_a_fit_s_graph_logs_no_error_line():

@@ -139,8 +139,21 @@ def test_committed_params_are_the_declared_defaults():
 def test_every_key_has_help_and_says_what_it_allows():
     for key, info in fields().items():
         assert info.description, key
-        assert allowed(info).startswith(("an integer", "a number", "one of", "null or", "a string")), key
+        kinds = ("an integer", "a number", "one of", "null or", "a string", "true or false")
+        assert allowed(info).startswith(kinds), key
     assert allowed(fields()["cv.n_jobs"]) == "null or an integer >= 1 and <= 256"
+    assert allowed(fields()["augment.fused"]) == "true or false"
+
+
+def test_a_switch_takes_true_or_false_only():
+    for typo in (1, "yes", "true"):  # YAML's true is a bool; quoted, or a number, it is a typo
+        tree = params_tree()
+        tree["augment"]["fused"] = typo
+        with pytest.raises(ParamsError, match=f"augment.fused is {typo!r}; it must be true or false"):
+            parse_params(tree)
+    tree = params_tree()
+    tree["augment"]["fused"] = True
+    assert parse_params(tree).augment.fused is True
 
 
 def test_misspelled_key_suggests_the_right_one():

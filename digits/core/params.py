@@ -82,6 +82,9 @@ class AugmentParams(_Section):
         le=4,
         description="elastic distortion (Simard 2003): rms move per axis in pixels, smoothed over 4; 0: none",
     )
+    fused: bool = Field(
+        False, description="true: all four in one warp, resampled once; false: Keras' layers, one by one"
+    )
 
 
 class OptimizerParams(_Section):
@@ -167,7 +170,7 @@ def allowed(info: FieldInfo) -> str:
     if get_origin(kind) is Literal:
         text = f"one of {', '.join(map(str, get_args(kind)))}"
     else:
-        text = {int: "an integer", float: "a number", str: "a string"}[kind]
+        text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[kind]
         bounds = [
             f"{symbol} {getattr(m, name)}"
             for m in info.metadata
@@ -253,6 +256,8 @@ def markdown_table() -> str:
     """The README's table of params, made from the declarations above."""
 
     def cell(value: Any) -> str:
+        if isinstance(value, bool):  # as YAML spells it
+            return str(value).lower()
         return "null" if value is None else f"`{value}`" if isinstance(value, str) else str(value)
 
     rows = ["| key | default | allowed | meaning |", "| --- | --- | --- | --- |"]

@@ -46,19 +46,21 @@ class RandomElastic(layers.Layer):
         if not training:
             return images
         batch, height, width = ops.shape(images)[:3]
-        field = keras.random.uniform(
-            (batch, height, width, 2), -1.0, 1.0, dtype=images.dtype, seed=self.generator
-        )
-        taps = ops.convert_to_tensor(self.taps, dtype=images.dtype)
+        field = self.displacement(batch, height, width, images.dtype)
+        rows = ops.reshape(ops.arange(height, dtype=images.dtype), (1, -1, 1)) + field[..., 0]
+        cols = ops.reshape(ops.arange(width, dtype=images.dtype), (1, 1, -1)) + field[..., 1]
+        return bilinear(images, rows, cols)
+
+    def displacement(self, batch, height: int, width: int, dtype: str):
+        """Each pixel's move [batch, H, W, 2] (along rows, along columns), in pixels."""
+        field = keras.random.uniform((batch, height, width, 2), -1.0, 1.0, dtype=dtype, seed=self.generator)
+        taps = ops.convert_to_tensor(self.taps, dtype=dtype)
         # Depthwise: the row field and the column field are each smoothed on their own.
         along_rows = ops.tile(ops.reshape(taps, (-1, 1, 1, 1)), (1, 1, 2, 1))
         along_cols = ops.reshape(along_rows, (1, -1, 2, 1))
         for kernel in (along_rows, along_cols):
             field = ops.depthwise_conv(field, kernel, padding="same")
-        field = field * self.scale
-        rows = ops.reshape(ops.arange(height, dtype=images.dtype), (1, -1, 1)) + field[..., 0]
-        cols = ops.reshape(ops.arange(width, dtype=images.dtype), (1, 1, -1)) + field[..., 1]
-        return _bilinear(images, rows, cols)
+        return field * self.scale
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -67,7 +69,7 @@ class RandomElastic(layers.Layer):
         return {**super().get_config(), "strength": self.strength, "seed": self.seed}
 
 
-def _bilinear(images, rows, cols):
+def bilinear(images, rows, cols):
     """``images`` [B, H, W, C] sampled at (``rows``, ``cols``) [B, H, W]; outside the image is 0."""
     batch, height, width, channels = ops.shape(images)
     pixels = ops.reshape(images, (-1, channels))  # every image's pixels, one after the other

@@ -10,10 +10,11 @@
 width, 2 x width and 4 x width filters, then Dense(128) -> BatchNorm -> ReLU.
 32 is ``model.width``, the filters of the first conv layer, in every arch.
 
-``augment.*`` put random rotation, zoom and shift layers in front (active in
-training only), ``model.dropout`` a Dropout before each dense layer, ``model.pool: same``
-pads the max-pools (a 7x7 map gives 4x4), and ``optimizer.*`` choose SGD or AdamW, with a
-constant rate or warm-up and cosine decay, and a moving average of the weights (``ema``).
+``augment.*`` put random rotation, zoom, shift and elastic layers in front (active in
+training only; ``fused``: one warp that resamples once), ``model.dropout`` a Dropout before
+each dense layer, ``model.pool: same`` pads the max-pools (a 7x7 map gives 4x4), and
+``optimizer.*`` choose SGD or AdamW, with a constant rate or warm-up and cosine decay, and a
+moving average of the weights (``ema``).
 With the default params, nothing of these is added: the tutorial's model, draw for draw.
 """
 
@@ -31,6 +32,7 @@ from keras import layers
 from digits.core.errors import RESTORE, DataError
 from digits.core.mnist import IMAGE_SHAPE, NUM_CLASSES
 from digits.training.elastic import RandomElastic
+from digits.training.warp import RandomWarp
 
 if TYPE_CHECKING:
     from digits.core.params import OptimizerParams, Params
@@ -108,9 +110,12 @@ def build_model(params: Params, steps_per_epoch: int | None = None, seed: int | 
 
 
 def _augmentation(params: Params, draw: Callable[[], int]) -> list[layers.Layer]:
-    """Random rotation, zoom, shift and elastic distortion, each seeded; empty pixels are black,
-    as MNIST's border."""
+    """Random rotation, zoom, shift and elastic distortion, each seeded, one after another or
+    (``fused``) in one resampling; empty pixels are black, as MNIST's border."""
     augment, fill = params.augment, {"fill_mode": "constant", "fill_value": 0.0}
+    if augment.fused:
+        moves = (augment.rotation, augment.zoom, augment.shift, augment.elastic)
+        return [RandomWarp(*moves, seed=draw())] if any(moves) else []
     found = []
     if augment.rotation:
         found.append(layers.RandomRotation(augment.rotation / 360, seed=draw(), **fill))
