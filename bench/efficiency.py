@@ -13,7 +13,9 @@ process and one run, so the ratios hold however busy the host was:
   BatchNorm, ReLU, softmax and augmentation are left out (a few percent);
 - **images/s** of ``model.fit`` as the pipeline calls it (``digits.training.fit.fresh_model``:
   the same model, optimizer, ``steps_per_execution``), timed on its second epoch, after the
-  tracing, at the params' batch size and at larger ones; and of two default fits at once, one
+  tracing, at the params' batch size and at larger ones; of the modern recipe, also with
+  Keras' three warps in place of its one, and as it was before the warp, the moving average
+  and ``same`` pooling (what those cost or save); and of two default fits at once, one
   per core, as ``cv.n_jobs=2`` runs them (what the two cores share shows there); and of
   default fits in lockstep, 2 or 5 of them as one graph (separate ops, or one grouped op per
   layer), all of them together.
@@ -256,6 +258,11 @@ def main() -> None:
         "tutorial, batch 128": params_of({"batch_size": 128}),
         "tutorial, batch 1024": params_of({"batch_size": 1024}),
         "modern recipe": params_of(overrides("modern")),
+        # What the fused warp saves, and the recipe as it was before it (and EMA, same pooling).
+        "modern recipe, Keras' three warps": params_of(overrides("modern", {"augment.fused": False})),
+        "modern recipe before": params_of(
+            overrides("modern", {"augment.fused": False, "optimizer.ema": 0.0, "model.pool": "valid"})
+        ),
     }
     lines = [
         f"**One core, {args.images:,} images per timed epoch. Peak: a {MATMUL_SIZE}x{MATMUL_SIZE} "

@@ -45,7 +45,7 @@ def recipe():
 def test_modern_is_three_conv_blocks_of_width_2x_4x_behind_the_augmentation():
     model = build_model(recipe(), steps_per_epoch=10)
     names = [type(layer).__name__ for layer in model.layers]
-    assert names[:3] == ["RandomRotation", "RandomZoom", "RandomTranslation"]
+    assert names[:2] == ["RandomWarp", "Conv2D"]  # rotation, zoom and shift in one warp
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [c.filters for c in convs] == [4, 8, 16]
     assert names.count("BatchNormalization") == 4 and names.count("Dropout") == 2
@@ -62,9 +62,12 @@ def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
     assert rates == pytest.approx([0, 0.0015, 0.003, 0.0015, 0], abs=1e-9)
 
 
-def test_augmentation_changes_training_images_only():
-    model = build_model(recipe(), steps_per_epoch=10, seed=0)
-    augment = keras.Sequential(model.layers[:3])
+@pytest.mark.parametrize("fused", [True, False])
+def test_augmentation_changes_training_images_only(fused):
+    model = build_model(recipe_params("modern", {"model.width": 4, "augment.fused": fused}), 10, seed=0)
+    first_conv = next(i for i, layer in enumerate(model.layers) if isinstance(layer, keras.layers.Conv2D))
+    assert first_conv == (1 if fused else 3)
+    augment = keras.Sequential(model.layers[:first_conv])
     digits = np.zeros((8, 28, 28, 1), np.float32)
     digits[:, 8:20, 12:16] = 1
     trained_on = keras.ops.convert_to_numpy(augment(digits, training=True))
@@ -72,7 +75,7 @@ def test_augmentation_changes_training_images_only():
     assert len({image.tobytes() for image in trained_on}) == 8  # each image moved its own way
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(augment(digits, training=False)), digits)
     # What predict and evaluate see: the model without the augmentation.
-    without = keras.Sequential([keras.Input((28, 28, 1)), *model.layers[3:]])
+    without = keras.Sequential([keras.Input((28, 28, 1)), *model.layers[first_conv:]])
     np.testing.assert_array_equal(model.predict(digits, verbose=0), without.predict(digits, verbose=0))
 
 
@@ -81,12 +84,13 @@ def test_a_cosine_schedule_without_its_length_is_refused():
         build_model(recipe())
 
 
-# Every key the modern recipe changes on its own (warm-up needs the cosine schedule; epochs
-# and batch size are not the model's).
+# Every key the modern recipe changes on its own (warm-up needs the cosine schedule, fusing
+# needs an augmentation to fuse, tests/test_warp.py; epochs and batch size are not the model's).
 CHANGED_ALONE = {
     key: value
     for key, value in RECIPES["modern"].items()
-    if key not in ("optimizer.warmup_epochs", "epochs", "batch_size") and value != fields()[key].default
+    if key not in ("optimizer.warmup_epochs", "augment.fused", "epochs", "batch_size")
+    and value != fields()[key].default
 }
 
 
